@@ -1,0 +1,92 @@
+"""The one module through which the project reaches Dassl's API.
+
+It uses real Dassl (https://github.com/KaiyangZhou/Dassl.pytorch) when `import dassl` works and otherwise
+the built-in engine in framework/builtin, which has the same names, signatures, config keys, CLI semantics
+and checkpoint layout. Set VIDEODG_ENGINE to choose:
+
+    VIDEODG_ENGINE=auto     (default) real Dassl if importable, else the built-in engine
+    VIDEODG_ENGINE=builtin  always the built-in engine
+    VIDEODG_ENGINE=dassl    real Dassl; fail with the install recipe if it cannot be imported
+
+Whatever the engine, three pieces always come from framework/builtin because Dassl 0.6.3 breaks on
+current PyTorch or is unsafe there (see CheckpointMixin): checkpoint save/load/resume (atomic writes,
+weights_only loads, `--load-epoch` works), and build_lr_scheduler (Dassl's warmup raises TypeError on
+torch >= 2.7). Nothing else in the project imports dassl.
+"""
+import importlib.util
+import logging
+import os
+
+ENGINE_ENV = "VIDEODG_ENGINE"
+_choice = os.environ.get(ENGINE_ENV, "auto").strip().lower()
+if _choice not in ("auto", "builtin", "dassl"):
+    raise ValueError(f"{ENGINE_ENV}={_choice!r} is not valid: use auto, builtin or dassl")
+
+
+def _import_dassl():
+    """Import real Dassl, or return the reason it cannot be used."""
+    try:
+        import dassl.engine  # noqa: F401  (registers Dassl's trainers and datasets)
+    except Exception as e:  # Dassl also fails to import when its `wilds` dependency is missing
+        return f"{type(e).__name__}: {e}"
+    # Dassl switches logging off below ERROR at import; give the process its warnings back.
+    logging.disable(logging.NOTSET)
+    return None
+
+
+_reason = "VIDEODG_ENGINE=builtin" if _choice == "builtin" else _import_dassl()
+if _reason is not None and _choice == "dassl":
+    raise ImportError(f"VIDEODG_ENGINE=dassl but Dassl cannot be imported ({_reason}). Install it from source "
+                      "as README.md ('Running on real Dassl') shows, or unset VIDEODG_ENGINE.")
+if _reason is not None and _choice == "auto" and importlib.util.find_spec("dassl") is not None:
+    print(f"Note: Dassl is installed but cannot be imported ({_reason}); using the built-in engine.")
+
+if _reason is None:
+    ENGINE = "dassl"
+    from dassl.config import clean_cfg, get_cfg_default
+    from dassl.data import DataManager, DatasetWrapper
+    from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
+    from dassl.engine import TRAINER_REGISTRY, build_trainer
+    from dassl.engine.trainer import SimpleNet, SimpleTrainer, TrainerBase
+    from dassl.engine.trainer import TrainerX as _DasslTrainerX
+    from dassl.evaluation import EVALUATOR_REGISTRY, build_evaluator
+    from dassl.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, build_backbone,
+                                build_head, build_network)
+    from dassl.optim import build_optimizer
+    from dassl.utils import (AverageMeter, MetricMeter, Registry, collect_env_info, count_num_param,
+                             load_pretrained_weights, mkdir_if_missing, set_random_seed, setup_logger)
+
+    from .builtin.checkpointing import CheckpointMixin
+
+    class TrainerX(CheckpointMixin, _DasslTrainerX):
+        """Dassl's TrainerX with the checkpoint fixes of CheckpointMixin."""
+
+else:
+    ENGINE = "builtin"
+    from .builtin.checkpointing import CheckpointMixin
+    from .builtin.config import clean_cfg, get_cfg_default
+    from .builtin.data import DATASET_REGISTRY, DataManager, DatasetBase, DatasetWrapper, Datum, build_dataset
+    from .builtin.evaluation import EVALUATOR_REGISTRY, build_evaluator
+    from .builtin.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, SimpleNet,
+                                   build_backbone, build_head, build_network)
+    from .builtin.optim import build_optimizer
+    from .builtin.registry import Registry
+    from .builtin.trainer import TRAINER_REGISTRY, SimpleTrainer, TrainerBase, TrainerX, build_trainer
+    from .builtin.utils import (AverageMeter, MetricMeter, collect_env_info, count_num_param,
+                                load_pretrained_weights, mkdir_if_missing, set_random_seed, setup_logger)
+
+# Always the built-in versions (see the module docstring).
+from .builtin.optim import build_lr_scheduler  # noqa: E402
+from .builtin.registry import check_availability  # noqa: E402
+from .builtin.utils import load_checkpoint, read_json, save_checkpoint, write_json  # noqa: E402
+
+__all__ = [
+    "ENGINE", "ENGINE_ENV", "get_cfg_default", "clean_cfg", "Registry", "check_availability",
+    "TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX", "SimpleNet",
+    "CheckpointMixin", "DATASET_REGISTRY", "build_dataset", "Datum", "DatasetBase", "DataManager",
+    "DatasetWrapper", "BACKBONE_REGISTRY", "Backbone", "build_backbone", "HEAD_REGISTRY", "build_head",
+    "NETWORK_REGISTRY", "build_network", "EVALUATOR_REGISTRY", "build_evaluator", "build_optimizer",
+    "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",
+    "MetricMeter", "mkdir_if_missing", "count_num_param", "load_pretrained_weights", "load_checkpoint",
+    "save_checkpoint", "read_json", "write_json",
+]
