@@ -1,0 +1,1 @@
+"""Models: frame encoders (Dassl backbones), temporal heads (Dassl heads), attention blocks, VideoNet."""

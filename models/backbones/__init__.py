@@ -1,0 +1,1 @@
+"""Frame encoders: (B, M, C, H, W) clips -> (B, M, D) frame features."""

@@ -1,0 +1,1 @@
+"""Temporal heads: (B, M, D) frame features -> the classifier's input, plus named feature levels for ADA."""

@@ -1,0 +1,109 @@
+"""The relational feature pyramid of APN (Section 4.2), registered as the Dassl head `apn_pyramid`.
+
+Input: frame features F_M of shape (B, M, D). With Block = AttentionBlock(query, key):
+
+    Level I    r_global = Block(F_M, F_M)                      (B, M, D)
+               r1[m]    = Block(F_m, F_m)   for m = 2..M-1       (B, m, D), F_m = a snippet of m segments
+    Level II   r2[m]    = Block(r_global, r1[m])  (global as queries)  (B, M, D)
+               r2       = sum_m r2[m]                              (B, M, D)
+    Level III  r3       = r2 + r_global                            (B, M, D)
+
+The classifier h (built by VideoNet) is one linear layer on the flattened (M*D) feature and is shared by
+all levels, so `out_features = M * D` and every level is returned flattened.
+
+Snippets: `consecutive` (paper) takes m consecutive segments from a random start per clip in training;
+`combinations` (official code) takes a random m-subset of the segments. In eval mode both use the centred
+consecutive snippet, start (M - m) // 2, so evaluation is deterministic.
+"""
+from typing import Dict, List, NamedTuple
+
+import torch
+import torch.nn as nn
+
+from framework import HEAD_REGISTRY
+from models.attention import AttentionBlock
+
+SNIPPET_MODES = ("consecutive", "combinations")
+
+
+class Pyramid(NamedTuple):
+    r_global: torch.Tensor  # (B, M, D)
+    r1: Dict[int, torch.Tensor]  # m -> (B, m, D)
+    r2_per_scale: Dict[int, torch.Tensor]  # m -> (B, M, D)
+    r2: torch.Tensor  # (B, M, D)
+    r3: torch.Tensor  # (B, M, D)
+
+
+class RelationalFeaturePyramid(nn.Module):
+
+    def __init__(self, in_features: int, num_segments: int, num_heads: int = 4, dropout: float = 0.3,
+                 ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
+                 key_feedforward: bool = False, classifier_relu: bool = False):
+        super().__init__()
+        if num_segments < 3:
+            raise ValueError(f"The pyramid needs M >= 3 segments (local snippets of 2..M-1); got M={num_segments}")
+        if snippets not in SNIPPET_MODES:
+            raise ValueError(f"MODEL.PYRAMID.SNIPPETS must be one of {SNIPPET_MODES}, got {snippets!r}")
+        self.num_segments = num_segments
+        self.scales = list(range(2, num_segments))  # m = 2..M-1
+        self.snippets = snippets
+        self.out_features = num_segments * in_features
+        self.classifier_relu = classifier_relu  # read by VideoNet when it builds h
+
+        def new_block():
+            return AttentionBlock(in_features, num_heads, dropout, ff_mult, key_feedforward)
+
+        # The official code runs every position through one shared block; the paper draws a block per position.
+        shared = new_block() if share_blocks else None
+        block = (lambda: shared) if share_blocks else new_block
+        self.global_block = block()
+        self.local_blocks = nn.ModuleList(block() for _ in self.scales)
+        self.cross_blocks = nn.ModuleList(block() for _ in self.scales)
+
+    def snippet_indices(self, batch_size: int, m: int, device: torch.device) -> torch.Tensor:
+        """(B, m) increasing segment indices of the snippet of length m for each clip."""
+        M = self.num_segments
+        if not self.training:
+            start = torch.full((batch_size, 1), (M - m) // 2, device=device)
+            return start + torch.arange(m, device=device)
+        if self.snippets == "consecutive":
+            start = torch.randint(0, M - m + 1, (batch_size, 1), device=device)
+            return start + torch.arange(m, device=device)
+        # a uniformly random m-subset per clip: the m smallest of M random keys, kept in temporal order
+        return torch.rand(batch_size, M, device=device).argsort(dim=1)[:, :m].sort(dim=1).values
+
+    def forward_pyramid(self, frame_features: torch.Tensor) -> Pyramid:
+        B, M, D = frame_features.shape
+        if M != self.num_segments:
+            raise ValueError(f"Expected {self.num_segments} segments, got input of shape {tuple(frame_features.shape)}")
+        r_global = self.global_block(frame_features, frame_features)
+        r1, r2_per_scale = {}, {}
+        for m, local_block, cross_block in zip(self.scales, self.local_blocks, self.cross_blocks):
+            idx = self.snippet_indices(B, m, frame_features.device)
+            f_m = frame_features.gather(1, idx.unsqueeze(-1).expand(B, m, D))
+            r1[m] = local_block(f_m, f_m)
+            r2_per_scale[m] = cross_block(r_global, r1[m])
+        r2 = torch.stack(list(r2_per_scale.values())).sum(dim=0)
+        r3 = r2 + r_global
+        return Pyramid(r_global, r1, r2_per_scale, r2, r3)
+
+    def forward_levels(self, frame_features: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Flattened features of each level; `last_hidden` (the classifier's input) is r3."""
+        p = self.forward_pyramid(frame_features)
+        return {"global": p.r_global.flatten(1), "II": p.r2.flatten(1), "III": p.r3.flatten(1),
+                "last_hidden": p.r3.flatten(1)}
+
+    def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
+        return self.forward_pyramid(frame_features).r3.flatten(1)
+
+    @property
+    def levels(self) -> List[str]:
+        return ["global", "II", "III", "last_hidden"]
+
+
+@HEAD_REGISTRY.register()
+def apn_pyramid(in_features: int = 256, num_segments: int = 5, num_heads: int = 4, dropout: float = 0.3,
+                ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
+                key_feedforward: bool = False, classifier_relu: bool = False, **kwargs) -> RelationalFeaturePyramid:
+    return RelationalFeaturePyramid(in_features, num_segments, num_heads, dropout, ff_mult, snippets, share_blocks,
+                                    key_feedforward, classifier_relu)

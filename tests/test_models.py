@@ -1,0 +1,139 @@
+"""Models: attention block, relational feature pyramid, TSN head, frame encoders, VideoNet."""
+import pytest
+import torch
+import torch.nn as nn
+import torchvision
+
+import models.backbones.frame_encoders  # noqa: F401  (registers the backbones)
+import models.heads.apn_pyramid  # noqa: F401
+import models.heads.tsn  # noqa: F401
+from defaults import extend_cfg
+from framework import build_backbone, build_head, get_cfg_default
+from models.attention import AttentionBlock
+from models.heads.apn_pyramid import RelationalFeaturePyramid
+from models.video_net import VideoNet
+
+
+@pytest.mark.parametrize("lq,lk", [(5, 2), (5, 5), (3, 4)])
+def test_attention_block_output_has_query_length(lq, lk):
+    block = AttentionBlock(16, num_heads=4, dropout=0.0)
+    out = block(torch.randn(2, lq, 16), torch.randn(2, lk, 16))
+    assert out.shape == (2, lq, 16)
+
+
+def test_attention_block_uses_the_keys():
+    block = AttentionBlock(8, num_heads=2, dropout=0.0).eval()
+    q = torch.randn(1, 3, 8)
+    assert not torch.allclose(block(q, torch.randn(1, 2, 8)), block(q, torch.randn(1, 2, 8)))
+
+
+@pytest.mark.parametrize("M", [3, 5])
+def test_pyramid_shapes_and_level_iii_is_ii_plus_global(M):
+    D, B = 16, 4
+    head = RelationalFeaturePyramid(D, M, num_heads=2, dropout=0.1)
+    p = head.forward_pyramid(torch.randn(B, M, D))
+    assert sorted(p.r1) == list(range(2, M)) and sorted(p.r2_per_scale) == list(range(2, M))
+    for m in range(2, M):
+        assert p.r1[m].shape == (B, m, D) and p.r2_per_scale[m].shape == (B, M, D)
+    assert p.r_global.shape == p.r2.shape == p.r3.shape == (B, M, D)
+    torch.testing.assert_close(p.r3 - p.r2, p.r_global)
+    torch.testing.assert_close(p.r2, sum(p.r2_per_scale.values()))
+    assert head(torch.randn(B, M, D)).shape == (B, M * D) and head.out_features == M * D
+
+
+def test_pyramid_needs_three_segments():
+    with pytest.raises(ValueError, match="M >= 3"):
+        RelationalFeaturePyramid(16, 2)
+
+
+@pytest.mark.parametrize("mode", ["consecutive", "combinations"])
+def test_snippets_random_in_training_and_centred_in_eval(mode):
+    head = RelationalFeaturePyramid(8, 5, num_heads=2, snippets=mode)
+    head.train()
+    idx = head.snippet_indices(500, 3, torch.device("cpu"))
+    assert idx.shape == (500, 3)
+    assert (idx.diff(dim=1) > 0).all() and idx.min() >= 0 and idx.max() <= 4
+    consecutive = (idx.diff(dim=1) == 1).all(dim=1)
+    assert len({tuple(row) for row in idx.tolist()}) > 2
+    assert consecutive.all() if mode == "consecutive" else not consecutive.all()
+    head.eval()
+    assert (head.snippet_indices(4, 3, torch.device("cpu")) == torch.tensor([1, 2, 3])).all()
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(head(x), head(x))  # evaluation is deterministic
+
+
+def test_shared_blocks_are_one_block():
+    shared = RelationalFeaturePyramid(16, 5, num_heads=2, share_blocks=True)
+    separate = RelationalFeaturePyramid(16, 5, num_heads=2)
+    n_shared = sum(p.numel() for p in shared.parameters())
+    n_separate = sum(p.numel() for p in separate.parameters())
+    assert n_separate == 7 * n_shared  # 1 global + 3 local + 3 cross blocks for M=5
+
+
+def _cfg(backbone="frame_smallcnn", head="apn_pyramid", M=5):
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.MODEL.BACKBONE.PRETRAINED = False
+    cfg.MODEL.BACKBONE.FEATURE_DIM = 32
+    cfg.MODEL.HEAD.NAME = head
+    cfg.INPUT.NUM_SEGMENTS = M
+    return cfg
+
+
+@pytest.mark.parametrize("head,fdim", [("tsn", 32), ("apn_pyramid", 5 * 32)])
+def test_video_net_maps_clips_to_logits(head, fdim):
+    net = VideoNet(_cfg(head=head), _cfg(head=head).MODEL, num_classes=7)
+    x = torch.randn(3, 5, 3, 32, 32)
+    logits, feat = net(x, return_feature=True)
+    assert logits.shape == (3, 7) and feat.shape == (3, fdim)
+    net.eval()
+    assert set(net.features(x, net.levels)) == set(net.levels)
+    torch.testing.assert_close(net.classify(net.features(x, ["last_hidden"])["last_hidden"]), net(x))
+    with pytest.raises(KeyError, match="no feature level"):
+        net.features(x, ["not_a_level"])
+
+
+def test_frame_encoder_rejects_image_batches():
+    enc = build_backbone("frame_smallcnn", verbose=False, feature_dim=8)
+    assert enc(torch.randn(2, 3, 3, 32, 32)).shape == (2, 3, 8)
+    with pytest.raises(ValueError, match="B, M, C, H, W"):
+        enc(torch.randn(2, 3, 32, 32))
+
+
+def test_partial_bn_freezes_all_but_the_first_batchnorm():
+    enc = build_backbone("frame_resnet18", verbose=False, pretrained=False, partial_bn=True)
+    enc.train()
+    bns = [m for m in enc.cnn.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns[0].training and bns[0].weight.requires_grad
+    assert all(not bn.training and not bn.weight.requires_grad for bn in bns[1:])
+    before = bns[1].running_mean.clone()
+    enc(torch.randn(2, 2, 3, 64, 64))
+    assert torch.equal(bns[1].running_mean, before)
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    enc = build_backbone("frame_resnet18", verbose=False, pretrained=True, weights=str(path))
+    torch.testing.assert_close(enc.cnn.conv1.weight, reference.conv1.weight)
+    torch.save({"unrelated": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a torchvision resnet18"):
+        build_backbone("frame_resnet18", verbose=False, weights=str(tmp_path / "bad.pth"))
+
+
+def test_unreachable_imagenet_weights_give_a_clear_message(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match="MODEL.BACKBONE.WEIGHTS.*PRETRAINED False"):
+        build_backbone("frame_resnet18", verbose=False, pretrained=True)
+
+
+def test_unknown_backbone_or_head_lists_valid_names():
+    with pytest.raises(ValueError, match="frame_smallcnn"):
+        build_backbone("frame_resnet51", verbose=False)
+    with pytest.raises(ValueError, match="apn_pyramid"):
+        build_head("pyramid", verbose=False)

@@ -1,0 +1,71 @@
+"""End-of-run results: accuracy and macro-F1 on the source validation split and per target domain.
+
+`collect_predictions` runs a model over a loader and keeps logits, labels and domain indices; the other
+functions turn those into rows, print them as a table and write results.json / results.csv.
+"""
+import csv
+import json
+import os
+import os.path as osp
+from typing import Callable, Dict, List, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from tabulate import tabulate
+from tqdm import tqdm
+
+
+class Predictions(NamedTuple):
+    probs: np.ndarray  # (N, K) softmax probabilities
+    labels: np.ndarray  # (N,)
+    domains: np.ndarray  # (N,) position of each item's domain in its domain list
+
+
+@torch.no_grad()
+def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
+                        desc: str = "") -> Predictions:
+    probs, labels, domains = [], [], []
+    for batch in tqdm(loader, desc=desc, leave=False):
+        logits = infer(batch["img"].to(device))
+        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        labels.append(batch["label"])
+        domains.append(batch["domain"])
+    return Predictions(torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy())
+
+
+def accuracy_and_f1(pred: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    """Accuracy and macro-F1 (over the classes present in `labels`), both in percent."""
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(100.0 * (pred == labels).mean()),
+        "macro_f1": float(100.0 * f1_score(labels, pred, average="macro", labels=np.unique(labels))),
+    }
+
+
+def split_rows(split: str, domain_names: Sequence[str], preds: Predictions) -> List[Dict]:
+    """One row per domain of the split, plus a pooled row when there are several domains."""
+    pred = preds.probs.argmax(1)
+    rows = []
+    for index, name in enumerate(domain_names):
+        mask = preds.domains == index
+        if mask.any():
+            rows.append({"split": split, "domain": name, **accuracy_and_f1(pred[mask], preds.labels[mask])})
+    if len(domain_names) > 1:
+        rows.append({"split": split, "domain": "pooled", **accuracy_and_f1(pred, preds.labels)})
+    return rows
+
+
+def print_and_save(rows: List[Dict], output_dir: str, title: str = "Results", basename: str = "results") -> None:
+    headers = list(rows[0].keys())
+    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in headers] for row in rows]
+    print(f"=> {title}")
+    print(tabulate(table, headers=headers, tablefmt="github"))
+    os.makedirs(output_dir, exist_ok=True)
+    with open(osp.join(output_dir, f"{basename}.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    with open(osp.join(output_dir, f"{basename}.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=headers)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"Results written to {osp.join(output_dir, basename)}.json and .csv")

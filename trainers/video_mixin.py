@@ -1,0 +1,109 @@
+"""VideoDataMixin: what a Dassl trainer needs to train and evaluate on video clips.
+
+Put it first in the bases, `class MyMethod(VideoDataMixin, TrainerX)`, and write forward_backward as for
+images; batches are then dicts whose `img` is a (B, M, C, H, W) clip tensor. The mixin
+
+- builds the loaders with the video wrapper and clip transforms (Dassl's DataManager, custom transforms);
+- builds VideoNet (frame encoder -> temporal head -> classifier) where Dassl builds SimpleNet;
+- clips gradients (OPTIM.CLIP_GRAD_NORM) and offers bf16 autocast / channels_last on CUDA (TRAIN.*);
+- replaces the final test with a table of source-validation and per-target-domain accuracy and macro-F1,
+  written to OUTPUT_DIR/results.{json,csv}; per-epoch validation stays Dassl's;
+- brings CheckpointMixin (atomic saves, safe loads, working --load-epoch) to any Dassl trainer.
+"""
+import contextlib
+
+import torch
+import torch.nn as nn
+
+from framework import CheckpointMixin, DataManager, count_num_param, load_pretrained_weights
+from framework import build_lr_scheduler, build_optimizer
+from models.video_net import VideoNet
+from trainers.results import collect_predictions, print_and_save, split_rows
+from video.transforms import build_video_transform
+from video.wrapper import VideoDatasetWrapper
+
+
+def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
+    return (logits.argmax(1) == label).float().mean().item() * 100.0
+
+
+class VideoDataMixin(CheckpointMixin):
+
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        if cfg.TEST.FINAL_MODEL == "best_val" and cfg.DATASET.VAL_RATIO <= 0:
+            raise ValueError("TEST.FINAL_MODEL best_val needs a source validation split (DATASET.VAL_RATIO > 0); "
+                             "without one Dassl would select the model on the target test set")
+
+    # ------------------------------------------------------------------ data
+    def build_data_loader(self):
+        cfg = self.cfg
+        dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
+                         custom_tfm_test=build_video_transform(cfg, is_train=False),
+                         dataset_wrapper=VideoDatasetWrapper)
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u
+        self.val_loader = dm.val_loader
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname
+        self.dm = dm
+
+    # ------------------------------------------------------------------ model
+    def build_model(self):
+        cfg = self.cfg
+        print("Building model")
+        self.model = VideoNet(cfg, cfg.MODEL, self.num_classes)
+        if cfg.MODEL.INIT_WEIGHTS:
+            load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS)
+        self.model.to(self.device)
+        if cfg.TRAIN.CHANNELS_LAST and self.device.type == "cuda":
+            self.model.backbone.use_channels_last()
+        print(f"# params: {count_num_param(self.model):,}")
+        self.optim = build_optimizer(self.model, cfg.OPTIM)
+        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
+        self.register_model("model", self.model, self.optim, self.sched)
+
+    def autocast(self):
+        """bf16 autocast on CUDA when TRAIN.BF16 is set; a no-op context otherwise."""
+        if self.cfg.TRAIN.BF16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def model_update(self, names=None):
+        max_norm = self.cfg.OPTIM.CLIP_GRAD_NORM
+        if max_norm > 0:
+            for name in self.get_model_names(names):
+                nn.utils.clip_grad_norm_(self._models[name].parameters(), max_norm)
+        super().model_update(names)
+
+    def model_inference(self, input):
+        with self.autocast():
+            return super().model_inference(input)
+
+    # ------------------------------------------------------------------ evaluation
+    def test(self, split=None):
+        if (split or self.cfg.TEST.SPLIT) == "val":
+            return super().test(split="val")  # per-epoch model selection on the source validation split
+        return self.report_results()
+
+    @torch.no_grad()
+    def report_results(self) -> float:
+        """Evaluate the deployed model on source val and every target domain; return pooled target accuracy."""
+        self.set_model_mode("eval")
+        cfg = self.cfg
+        print("Evaluate on the *test* set")
+        test = collect_predictions(self.model_inference, self.test_loader, self.device, desc="test")
+        self.evaluator.reset()
+        self.evaluator.process(torch.from_numpy(test.probs), torch.from_numpy(test.labels))
+        summary = self.evaluator.evaluate()  # Dassl's `=> result` block, on all target videos
+        for k, v in summary.items():
+            self.write_scalar(f"test/{k}", v, self.epoch)
+        rows = []
+        if self.val_loader is not None:
+            val = collect_predictions(self.model_inference, self.val_loader, self.device, desc="val")
+            rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
+        rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
+        print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")
+        return list(summary.values())[0]
