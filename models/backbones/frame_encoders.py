@@ -103,17 +103,18 @@ def frame_resnet18(pretrained: bool = True, feature_dim: int = 256, dropout: flo
                         dropout_before_fc, partial_bn)
 
 
-def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
 
 
 @BACKBONE_REGISTRY.register()
 def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: float = 0.8,
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
-    """Three conv blocks (32-64-64 channels) pooled to a 4x4 grid; there are no pretrained weights."""
+    """Three conv blocks (32-64-64 channels, the first with stride 2) pooled to a 4x4 grid; no pretrained weights."""
     cnn = nn.Sequential(
-        _conv_bn_relu(3, 32), nn.MaxPool2d(2),
+        _conv_bn_relu(3, 32, stride=2),
         _conv_bn_relu(32, 64), nn.MaxPool2d(2),
         _conv_bn_relu(64, 64), nn.AdaptiveAvgPool2d(4),
         nn.Flatten(),
