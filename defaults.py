@@ -24,6 +24,9 @@ def _ada_node(levels: str) -> CN:
     # train: official code (dropout and BN batch statistics active); R0 comes from line 4's forward pass.
     node.MAX_MODE = "eval"
     node.BATCH_CHAINS = True  # run the level chains of one ascent step as one batched forward/backward
+    # sum: each clip ascends its own objective, as Eq. 4-5 define it per data point (paper);
+    # mean: the gradient of the batch-mean objective, i.e. a step of eta / batch size per clip (official code).
+    node.ASCENT_REDUCTION = "sum"
     return node
 
 

@@ -19,7 +19,11 @@ from framework import (ENGINE, build_trainer, clean_cfg, collect_env_info, get_c
                        set_random_seed, setup_logger)
 
 # Importing a module registers its datasets, models and trainers.
+import datasets.ntu_rgbd  # noqa: F401,E402
+import datasets.pku_mmd  # noqa: F401,E402
+import datasets.something_something  # noqa: F401,E402
 import datasets.synthetic_dg  # noqa: F401,E402
+import datasets.ucf_hmdb  # noqa: F401,E402
 import models.backbones.frame_encoders  # noqa: F401,E402
 import models.heads.apn_pyramid  # noqa: F401,E402
 import models.heads.tsn  # noqa: F401,E402

@@ -47,6 +47,9 @@ class APN(VideoDataMixin, TrainerX):
             raise ValueError(f"TRAINER.{self.config_node}.UPDATE must be sequential or joint, got {node.UPDATE!r}")
         if node.MAX_MODE not in ("eval", "train"):
             raise ValueError(f"TRAINER.{self.config_node}.MAX_MODE must be eval or train, got {node.MAX_MODE!r}")
+        if node.ASCENT_REDUCTION not in ("sum", "mean"):
+            raise ValueError(f"TRAINER.{self.config_node}.ASCENT_REDUCTION must be sum or mean, "
+                             f"got {node.ASCENT_REDUCTION!r}")
         if node.T_MAX < 1:
             raise ValueError(f"TRAINER.{self.config_node}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
 
@@ -60,6 +63,7 @@ class APN(VideoDataMixin, TrainerX):
         self.update = node.UPDATE
         self.max_mode = node.MAX_MODE
         self.batch_chains = node.BATCH_CHAINS
+        self.ascent_reduction = node.ASCENT_REDUCTION
         missing = [lvl for lvl in self.levels if lvl not in self.model.levels]
         if missing:
             raise ValueError(f"TRAINER.{self.config_node}.LEVELS asks for {missing}, but head "
@@ -129,6 +133,7 @@ class APN(VideoDataMixin, TrainerX):
             self.set_model_mode("eval")
         X_adv = {lvl: X.detach().clone() for lvl in self.levels}  # line 6
         groups = [self.levels] if self.batch_chains else [[lvl] for lvl in self.levels]
+        reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
         for t in range(self.t_max):  # line 7
             for levels in groups:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
                 x = torch.cat([X_adv[lvl] for lvl in levels]).requires_grad_(True)
@@ -139,10 +144,10 @@ class APN(VideoDataMixin, TrainerX):
                         R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
                         if r0 is None or lvl not in r0:
                             r0 = dict(r0 or {}, **{lvl: R.detach()})
-                        loss = F.cross_entropy(self.model.classify(R), Y)
-                        cost = F.mse_loss(R, r0[lvl])
-                        objective = objective + loss - self.gamma * cost
-                        summary[f"max_loss_{lvl}"], summary[f"cost_{lvl}"] = loss.item(), cost.item()
+                        loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
+                        cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
+                        objective = objective + reduce(loss - self.gamma * cost)
+                        summary[f"max_loss_{lvl}"], summary[f"cost_{lvl}"] = loss.mean().item(), cost.mean().item()
                 (grad, ) = torch.autograd.grad(objective, x)
                 x = (x + self.eta * grad).detach()
                 for i, lvl in enumerate(levels):

@@ -5,8 +5,8 @@ Each applies a 2-D CNN to every sampled frame, then a D-dimensional fully-connec
 
 - frame_resnet50 / frame_resnet18: torchvision ResNet up to its last hidden layer (global pooled features),
   ImageNet weights through torchvision's weights API when `pretrained`, or a local file (`weights`).
-- frame_smallcnn: a small CNN for CPU-scale runs. It keeps a coarse 4x4 spatial grid instead of global
-  pooling, because on the synthetic benchmark the class depends on where the object is in each frame.
+- frame_smallcnn: a small CNN for CPU-scale runs. It keeps an 8x8 spatial grid instead of global pooling,
+  because on the synthetic benchmark the class depends on where the object is in each frame.
 """
 import os.path as osp
 
@@ -112,14 +112,15 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: float = 0.8,
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
-    """Three conv blocks (32-64-64 channels, the first with stride 2) pooled to a 4x4 grid; no pretrained weights."""
+    """Three conv blocks (32-64-32 channels, the first with stride 2, a 2x2 max-pool after the second), whose
+    (H/4 x W/4) map is flattened: for 32x32 frames an 8x8 grid. There are no pretrained weights."""
     cnn = nn.Sequential(
         _conv_bn_relu(3, 32, stride=2),
         _conv_bn_relu(32, 64), nn.MaxPool2d(2),
-        _conv_bn_relu(64, 64), nn.AdaptiveAvgPool2d(4),
+        _conv_bn_relu(64, 32), nn.AdaptiveAvgPool2d(8),
         nn.Flatten(),
     )
     if weights:
         cnn.load_state_dict(load_checkpoint(weights))
         print(f'Loaded frame_smallcnn weights from "{weights}"')
-    return FrameEncoder(cnn, 64 * 4 * 4, feature_dim, dropout, dropout_before_fc, partial_bn)
+    return FrameEncoder(cnn, 32 * 8 * 8, feature_dim, dropout, dropout_before_fc, partial_bn)

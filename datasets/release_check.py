@@ -1,0 +1,171 @@
+"""Shared steps of the preparation scripts in tools/: check a raw release, report what is missing, write lists.
+
+A preparation script scans the release as users download it, compares what it finds with the counts the
+benchmark expects, and either writes the files that datasets/list_dataset.py reads or stops with a
+ReleaseError whose message says what is missing (which domains or classes, how many files) and the command
+that fixes it. `run_main` turns that error into a printed report and exit status 1, never a traceback.
+"""
+import json
+import os
+import os.path as osp
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from tqdm import tqdm
+
+from video.datum import VideoDatum
+from video.readers import VideoReadError, count_frames
+
+from .list_dataset import CLASSES_FILE, MANIFEST_FILE
+
+ListRow = Tuple[str, int, int]  # (path relative to the dataset folder, num_frames or 0, label)
+SHOWN = 10  # report at most this many lines of one kind; the count says how many there are
+
+
+class ReleaseError(Exception):
+    """The raw release is missing or incomplete. The message is the report shown to the user."""
+
+
+def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
+    """Run a preparation script's main; a ReleaseError is printed as a report (exit status 1)."""
+    try:
+        return main(argv)
+    except ReleaseError as e:
+        print(f"\nERROR: {e}", file=sys.stderr)
+        return 1
+
+
+def head(lines: Sequence[str], shown: int = SHOWN) -> List[str]:
+    """The first `shown` lines plus one line saying how many were left out."""
+    lines = list(lines)
+    return lines[:shown] + ([f"... and {len(lines) - shown} more"] if len(lines) > shown else [])
+
+
+def require_dir(path: str, what: str, fix: str) -> None:
+    if not osp.isdir(path):
+        raise ReleaseError(f'{what} not found: "{path}" is not a folder.\n{fix}')
+
+
+def link_release(dataset_dir: str, name: str, source: Optional[str]) -> str:
+    """The folder dataset_dir/name, made a symlink to `source` when the release was extracted elsewhere.
+
+    List files hold paths relative to the dataset folder; the link keeps them valid wherever the raw files are.
+    """
+    target = osp.join(dataset_dir, name)
+    if not source or osp.abspath(source) == osp.abspath(target):
+        return target
+    source = osp.abspath(osp.expanduser(source))
+    if osp.islink(target) and osp.realpath(target) == osp.realpath(source):
+        return target
+    if osp.lexists(target):
+        raise ReleaseError(f'"{target}" already exists and is not a link to "{source}". Remove it, or drop the '
+                           "option and use the files already there.")
+    os.makedirs(dataset_dir, exist_ok=True)
+    os.symlink(source, target)
+    print(f"Linked {target} -> {source}")
+    return target
+
+
+def count_mismatches(found: Mapping[str, int], expected: Mapping[str, int], unit: str = "videos") -> List[str]:
+    """One line per group whose count differs from the expected one (missing groups first)."""
+    lines = []
+    for group in sorted(expected, key=lambda g: (found.get(g, 0) != 0, g)):
+        n, want = found.get(group, 0), expected[group]
+        if n == want:
+            continue
+        if n == 0:
+            lines.append(f"{group}: missing (expected {want} {unit})")
+        elif n < want:
+            lines.append(f"{group}: {n} of {want} {unit} ({want - n} missing)")
+        else:
+            lines.append(f"{group}: {n} {unit}, {n - want} more than the {want} expected")
+    return lines
+
+
+def check_counts(problems: Sequence[str], summary: str, fix: str, allow_mismatch: bool) -> None:
+    """Stop with a report when a count differs from the expected one, unless the user allows mismatches."""
+    if not problems:
+        return
+    report = "\n".join(f"  {line}" for line in head(problems))
+    if allow_mismatch:
+        print(f"WARNING (--allow-mismatch): {summary}\n{report}")
+        return
+    raise ReleaseError(f"{summary}\n{report}\n{fix}\nIf your copy is complete and only differs from the expected "
+                       "counts, rerun with --allow-mismatch to prepare it as it is.")
+
+
+def count_video_frames(dataset_dir: str, relpaths: Iterable[str], desc: str) -> Tuple[Dict[str, int], List[str]]:
+    """Decord's frame count of each video (what the reader will see), and the videos it cannot read."""
+    counts, unreadable = {}, []
+    for relpath in tqdm(sorted(set(relpaths)), desc=desc, unit="video"):
+        try:
+            counts[relpath] = count_frames(VideoDatum(osp.join(dataset_dir, relpath)))
+        except VideoReadError as e:
+            unreadable.append(f"{relpath}: {e.reason}")
+    return counts, unreadable
+
+
+def with_frame_counts(dataset_dir: str, lists: Mapping[str, List[ListRow]]) -> Dict[str, List[ListRow]]:
+    """The lists with decord's frame count of each video file; stop if a video cannot be read."""
+    counted = {}
+    for domain, rows in lists.items():
+        videos = [path for path, _, _ in rows if not osp.isdir(osp.join(dataset_dir, path))]
+        counts, unreadable = count_video_frames(dataset_dir, videos, f"count frames ({domain})")
+        if unreadable:
+            raise ReleaseError(f"{len(unreadable)} {domain} videos cannot be read:\n  " + "\n  ".join(head(unreadable))
+                               + "\nFix: extract them again from the downloaded archive.")
+        counted[domain] = [(path, counts.get(path, n), label) for path, n, label in rows]
+    return counted
+
+
+def map_with_progress(fn: Callable, items: Sequence, workers: int, desc: str) -> List:
+    """[fn(item) for item in items] with a progress bar, in a process pool when workers > 1."""
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        results = pool.map(fn, items) if pool is not None else map(fn, items)
+        return list(tqdm(results, total=len(items), desc=desc, unit="video"))
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = path + ".tmp"  # write, then rename: an interrupted run never leaves half a file
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _listed_paths(list_file: str) -> Optional[List[str]]:
+    """The clip paths of an existing list file (None if there is none)."""
+    if not osp.isfile(list_file):
+        return None
+    with open(list_file, encoding="utf-8") as f:
+        return sorted(line.split()[0] for line in f if line.strip() and not line.startswith("#"))
+
+
+def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lists: Mapping[str, List[ListRow]],
+                   manifest: Mapping) -> None:
+    """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale."""
+    spaced = [path for rows in lists.values() for path, _, _ in rows if len(path.split()) != 1]
+    if spaced:  # list files are whitespace separated
+        raise ReleaseError(f"{len(spaced)} file names contain whitespace, which list files cannot hold:\n  " +
+                           "\n  ".join(head(spaced)) + "\nRename them (e.g. spaces to underscores) and rerun.")
+    os.makedirs(dataset_dir, exist_ok=True)
+    _write_text(osp.join(dataset_dir, CLASSES_FILE), "".join(f"{name}\n" for name in classnames))
+    changed = []
+    for domain, rows in lists.items():
+        list_file = osp.join(dataset_dir, f"{domain}.txt")
+        old = _listed_paths(list_file)
+        if old is not None and old != sorted(path for path, _, _ in rows):
+            changed.append(domain)
+        text = f"# written by {script}: path num_frames label (num_frames 0 = not counted)\n"
+        _write_text(list_file, text + "".join(f"{path} {n} {label}\n" for path, n, label in sorted(rows)))
+    _write_text(osp.join(dataset_dir, MANIFEST_FILE), json.dumps(manifest, indent=1) + "\n")
+    for domain, rows in lists.items():
+        print(f"  {domain}.txt: {len(rows)} clips")
+    split_dir = osp.join(dataset_dir, "splits")
+    stale = [name for name in (os.listdir(split_dir) if osp.isdir(split_dir) else [])
+             if name.split("_val")[0] in changed]
+    if stale:
+        print(f"NOTE: the lists of {changed} changed; the saved splits {stale} in {split_dir} were made from the "
+              "old lists. Delete them to split the new lists (runs on the old split are not comparable).")
+    print(f"Prepared {dataset_dir}")

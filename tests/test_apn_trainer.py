@@ -1,0 +1,135 @@
+"""The APN trainer (Algorithm 1) on a fixed model: ascent, transport cost, update counts; the ensemble rules."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import train
+from ensemble import most_confident, softmax_average
+from framework import build_trainer
+from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC
+from trainers.apn import parse_levels
+
+
+def make_trainer(tmp_path, *opts, trainer="APN", config="configs/trainers/APN/smallcnn_cpu.yaml"):
+    args = train.build_parser().parse_args(["--root", str(tmp_path / "data"), *SYNTHETIC_ARGS, "--trainer", trainer,
+                                            "--config-file", config, "--output-dir", str(tmp_path / "out"),
+                                            *TINY_SYNTHETIC, "MODEL.PYRAMID.DROPOUT", "0.0", *opts])
+    return build_trainer(train.setup_cfg(args))
+
+
+@pytest.fixture(scope="module")
+def apn(tmp_path_factory):
+    torch.manual_seed(0)
+    return make_trainer(tmp_path_factory.mktemp("apn"), "TRAINER.APN.T_MAX", "1")
+
+
+@pytest.fixture(scope="module")
+def batch(apn):
+    data = next(iter(apn.train_loader_x))
+    return data["img"], data["label"]
+
+
+def objective(trainer, x, y, level, r0):
+    """l(h(R), Y) - gamma * c(R, R0) in eval mode, as the maximisation sees it."""
+    trainer.set_model_mode("eval")
+    with torch.no_grad():
+        R = trainer.model.features(x, [level])[level]
+        value = F.cross_entropy(trainer.model.classify(R), y) - trainer.gamma * F.mse_loss(R, r0)
+    trainer.set_model_mode("train")
+    return value.item()
+
+
+def reference(trainer, x, level):
+    trainer.set_model_mode("eval")
+    with torch.no_grad():
+        r0 = trainer.model.features(x, [level])[level]
+    trainer.set_model_mode("train")
+    return r0
+
+
+@pytest.mark.parametrize("level", ["II", "III"])
+def test_one_ascent_step_increases_the_objective(apn, batch, level):
+    x, y = batch
+    r0 = reference(apn, x, level)
+    x_adv = apn.maximize(x, y, None, {})[level]
+    assert not torch.equal(x_adv, x)
+    assert objective(apn, x_adv, y, level, r0) > objective(apn, x, y, level, r0)
+
+
+def test_a_large_gamma_keeps_adversarial_examples_close_to_the_source(apn, batch):
+    x, y = batch
+    # gamma * eta must stay small enough for the ascent to be stable (a stiff penalty overshoots)
+    apn.t_max, apn.eta = 5, 1.0
+    distances = {}
+    for gamma in (0.0, 1.0):
+        apn.gamma = gamma
+        x_adv = apn.maximize(x, y, None, {})["III"]
+        r0, r_adv = reference(apn, x, "III"), reference(apn, x_adv, "III")
+        distances[gamma] = (F.mse_loss(r_adv, r0).item(), (x_adv - x).norm().item())
+    apn.t_max, apn.eta, apn.gamma = 1, 1.0, 0.01
+    assert distances[1.0][0] < 0.75 * distances[0.0][0]  # transport cost in feature space
+    assert distances[1.0][1] < distances[0.0][1]  # and distance in pixel space
+
+
+def test_maximisation_leaves_weights_and_bn_statistics_alone(apn, batch):
+    x, y = batch
+    before = {k: v.clone() for k, v in apn.model.state_dict().items()}
+    apn.maximize(x, y, None, {})
+    after = apn.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert apn.model.training  # back in train mode for the theta steps
+
+
+def test_batched_chains_equal_separate_chains(apn, batch):
+    x, y = batch
+    apn.batch_chains = True
+    together = apn.maximize(x, y, None, {})
+    apn.batch_chains = False
+    separate = apn.maximize(x, y, None, {})
+    apn.batch_chains = True
+    for level in ("II", "III"):
+        torch.testing.assert_close(together[level], separate[level], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("update,levels,steps", [("sequential", "II+III", 3), ("sequential", "III", 2),
+                                                 ("joint", "II+III", 1), ("sequential", "none", 1)])
+def test_theta_steps_per_minibatch(tmp_path, update, levels, steps):
+    trainer = make_trainer(tmp_path, "TRAINER.APN.UPDATE", update, "TRAINER.APN.LEVELS", levels,
+                           "TRAINER.APN.T_MAX", "1")
+    calls = []
+    step = trainer.optim.step
+    trainer.optim.step = lambda *a, **k: (calls.append(1), step(*a, **k))[1]
+    trainer.batch_idx, trainer.num_batches = 0, 10
+    summary = trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert len(calls) == steps
+    assert all(isinstance(v, float) for v in summary.values())
+
+
+def test_tsn_with_ada_runs_on_the_last_hidden_layer(tmp_path):
+    trainer = make_trainer(tmp_path, "MODEL.HEAD.NAME", "tsn", trainer="VideoADA",
+                           config="configs/trainers/VideoADA/smallcnn_cpu.yaml")
+    assert trainer.levels == ["last_hidden"]
+    trainer.batch_idx, trainer.num_batches = 0, 10
+    summary = trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert {"loss_src", "loss_adv_last_hidden", "cost_last_hidden"} <= set(summary)
+
+
+def test_levels_the_head_lacks_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="apn_pyramid"):
+        make_trainer(tmp_path, "MODEL.HEAD.NAME", "tsn", "TRAINER.APN.LEVELS", "II+III")
+
+
+def test_parse_levels():
+    assert parse_levels("II+III") == ["II", "III"] and parse_levels("none") == []
+    with pytest.raises(ValueError):
+        parse_levels("IV")
+    with pytest.raises(ValueError):
+        parse_levels("II+II")
+
+
+def test_ensembles():
+    a = np.array([[0.6, 0.4], [0.5, 0.5], [0.2, 0.8]])
+    b = np.array([[0.1, 0.9], [0.9, 0.1], [0.3, 0.7]])
+    np.testing.assert_allclose(softmax_average([a, b]), (a + b) / 2)
+    np.testing.assert_allclose(most_confident([a, b]), np.stack([b[0], b[1], a[2]]))

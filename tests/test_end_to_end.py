@@ -1,0 +1,103 @@
+"""train.py end to end on a tiny synthetic benchmark: train, save, resume, --eval-only, APN, bad input."""
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, run_train
+
+ERM_ARGS = ["--trainer", "VideoVanilla", "--config-file", "configs/trainers/VideoVanilla/smallcnn_cpu.yaml"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))
+
+
+def read_results(output_dir):
+    with open(osp.join(output_dir, "results.json")) as f:
+        return {(row["split"], row["domain"]): row for row in json.load(f)}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_train_resume_and_eval_only(engine, data_root, tmp_path):
+    out = str(tmp_path / "run")
+    common = ["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS, "--output-dir", out, "--seed", "1"]
+    proc = run_train([*common, *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "2"], engine)
+
+    # Dassl's layout: one folder per model, 1-based epoch files, the best_val copy and the pointer
+    files = sorted(os.listdir(osp.join(out, "model")))
+    assert files == ["checkpoint", "model-best.pth.tar", "model.pth.tar-1", "model.pth.tar-2"]
+    assert glob.glob(osp.join(out, "tensorboard", "events.*"))
+    log = open(osp.join(out, "log.txt")).read()
+    assert "epoch [2/2] batch [" in log and " lr " in log and " eta " in log and "acc " in log
+    assert "Deploy the model with the best val performance" in log
+    rows = read_results(out)
+    assert set(rows) == {("source val", "studio"), ("target", "street"), ("target", "sketch"),
+                         ("target", "glimpse"), ("target", "pooled")}
+    assert rows[("target", "pooled")]["n"] == 3 * 24 and rows[("source val", "studio")]["n"] == 8
+    assert osp.isfile(osp.join(out, "results.csv"))
+    assert "| split" in proc.stdout  # the results table is printed
+
+    # started again with a longer schedule, the run continues after its last checkpoint
+    proc = run_train([*common, *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "3"], engine)
+    assert "Found checkpoint" in proc.stdout and "Previous epoch: 2" in proc.stdout
+    assert "epoch [3/3]" in proc.stdout and "epoch [1/3]" not in proc.stdout and "epoch [2/3]" not in proc.stdout
+    assert glob.glob(osp.join(out, "log.txt-*"))  # a resumed run keeps the first log
+
+    # --eval-only loads a given epoch (Dassl 0.6.3 crashed here) and reports the same table
+    evaluated = str(tmp_path / "eval")
+    proc = run_train(["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS, "--output-dir", evaluated, "--eval-only",
+                      "--model-dir", out, "--load-epoch", "2", *TINY_SYNTHETIC], engine)
+    assert "model.pth.tar-2 to model (epoch=2, val_result=n/a)" in proc.stdout
+    assert set(read_results(evaluated)) == set(rows)
+    assert not osp.exists(osp.join(evaluated, "model"))  # evaluation writes no checkpoints
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("levels,loss_keys", [("none", ["loss_src"]),
+                                              ("II+III", ["loss_src", "loss_adv_II", "loss_adv_III", "cost_II"])])
+def test_apn_end_to_end(engine, levels, loss_keys, data_root, tmp_path):
+    out = str(tmp_path / "apn")
+    proc = run_train(["--root", data_root, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
+                      "configs/trainers/APN/smallcnn_cpu.yaml", "--output-dir", out, *TINY_SYNTHETIC,
+                      "OPTIM.MAX_EPOCH", "1", "TRAINER.APN.LEVELS", levels, "TRAINER.APN.T_MAX", "2"], engine)
+    for key in loss_keys:
+        assert f" {key} " in proc.stdout
+    assert ("loss_adv_II" in proc.stdout) == (levels != "none")
+    assert read_results(out)[("target", "pooled")]["n"] == 72
+
+
+def test_killed_run_continues_from_its_last_checkpoint(data_root, tmp_path):
+    out = str(tmp_path / "killed")
+    train_args = ["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS, "--output-dir", out, *TINY_SYNTHETIC]
+    env = dict(os.environ, VIDEODG_ENGINE="builtin")
+    proc = subprocess.Popen([sys.executable, "train.py", *train_args, "OPTIM.MAX_EPOCH", "40"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not osp.isfile(osp.join(out, "model", "model.pth.tar-2")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up, as with a crash or a pre-empted job
+    proc.wait()
+    last = int(open(osp.join(out, "model", "checkpoint")).read().strip().rsplit("-", 1)[1])
+    assert 2 <= last < 40
+
+    resumed = run_train([*train_args, "OPTIM.MAX_EPOCH", str(last + 1)])
+    assert f"Previous epoch: {last}" in resumed.stdout and f"epoch [{last + 1}/{last + 1}]" in resumed.stdout
+    assert f"epoch [{last}/{last + 1}]" not in resumed.stdout
+
+
+def test_unknown_names_list_the_valid_ones(data_root):
+    proc = run_train(["--root", data_root, *SYNTHETIC_ARGS, "--trainer", "APM", *TINY_SYNTHETIC], check=False)
+    assert proc.returncode != 0 and "APN" in proc.stderr and "VideoVanilla" in proc.stderr
+    proc = run_train(["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS, "--target-domains", "stret",
+                      *TINY_SYNTHETIC], check=False)
+    assert proc.returncode != 0 and "stret" in proc.stderr and "glimpse" in proc.stderr
+    proc = run_train([*SYNTHETIC_ARGS, *ERM_ARGS, *TINY_SYNTHETIC], check=False)
+    assert proc.returncode != 0 and "DATASET.ROOT is empty" in proc.stderr and "--root" in proc.stderr
