@@ -43,10 +43,11 @@ def extend_cfg(cfg: CN) -> None:
     cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified (paper: 30%)
     cfg.DATASET.SPLIT_SEED = 1  # seed of that split; fixed so that every method and seed shares one split
     cfg.DATASET.SKIP_CORRUPT = False  # True: an unreadable clip is replaced by the next readable one and logged
-    cfg.DATASET.FRAME_TMPL = ""  # frame-folder file names, e.g. img_{:05d}.jpg ("" = the dataset's default)
+    # Real benchmarks: "" reads the videos; a template (e.g. img_{:05d}.jpg) reads the frame folders under frames/
+    cfg.DATASET.FRAME_TMPL = ""
     cfg.DATASET.SYNTHETIC = CN()  # the embedded benchmark (datasets/synthetic), generated on first use
     cfg.DATASET.SYNTHETIC.SEED = 0  # generator seed: same seed, same videos
-    cfg.DATASET.SYNTHETIC.VIDEOS_PER_CLASS = 30  # per domain and class
+    cfg.DATASET.SYNTHETIC.VIDEOS_PER_CLASS = 60  # per domain and class
     cfg.DATASET.SYNTHETIC.NUM_FRAMES = 24  # frames per video
     cfg.DATASET.SYNTHETIC.FRAME_SIZE = 32  # frame height = width, pixels
     cfg.DATASET.SYNTHETIC.FORMAT = "video"  # video (mp4 files) or frames (folders of PNG frames)

@@ -8,10 +8,12 @@ and checkpoint layout. Set VIDEODG_ENGINE to choose:
     VIDEODG_ENGINE=builtin  always the built-in engine
     VIDEODG_ENGINE=dassl    real Dassl; fail with the install recipe if it cannot be imported
 
-Whatever the engine, three pieces always come from framework/builtin because Dassl 0.6.3 breaks on
+Whatever the engine, these pieces always come from framework/builtin because Dassl 0.6.3 breaks on
 current PyTorch or is unsafe there (see CheckpointMixin): checkpoint save/load/resume (atomic writes,
-weights_only loads, `--load-epoch` works), and build_lr_scheduler (Dassl's warmup raises TypeError on
-torch >= 2.7). Nothing else in the project imports dassl.
+weights_only loads, `--load-epoch` works), build_lr_scheduler (Dassl's warmup raises TypeError on
+torch >= 2.7), and setup_logger (Dassl's stdout tee closes the stream it wraps when it is closed or
+garbage-collected, so a second run in one process, e.g. train.main() under pytest, loses stdout).
+Nothing else in the project imports dassl.
 """
 import importlib.util
 import logging
@@ -43,7 +45,8 @@ if _reason is not None and _choice == "auto" and importlib.util.find_spec("dassl
 
 if _reason is None:
     ENGINE = "dassl"
-    from dassl.config import clean_cfg, get_cfg_default
+    from dassl.config import clean_cfg as _engine_clean_cfg
+    from dassl.config import get_cfg_default
     from dassl.data import DataManager, DatasetWrapper
     from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
     from dassl.engine import TRAINER_REGISTRY, build_trainer
@@ -54,7 +57,7 @@ if _reason is None:
                                 build_head, build_network)
     from dassl.optim import build_optimizer
     from dassl.utils import (AverageMeter, MetricMeter, Registry, collect_env_info, count_num_param,
-                             load_pretrained_weights, mkdir_if_missing, set_random_seed, setup_logger)
+                             load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
     from .builtin.checkpointing import CheckpointMixin
 
@@ -64,7 +67,8 @@ if _reason is None:
 else:
     ENGINE = "builtin"
     from .builtin.checkpointing import CheckpointMixin
-    from .builtin.config import clean_cfg, get_cfg_default
+    from .builtin.config import clean_cfg as _engine_clean_cfg
+    from .builtin.config import get_cfg_default
     from .builtin.data import DATASET_REGISTRY, DataManager, DatasetBase, DatasetWrapper, Datum, build_dataset
     from .builtin.evaluation import EVALUATOR_REGISTRY, build_evaluator
     from .builtin.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, SimpleNet,
@@ -73,12 +77,26 @@ else:
     from .builtin.registry import Registry
     from .builtin.trainer import TRAINER_REGISTRY, SimpleTrainer, TrainerBase, TrainerX, build_trainer
     from .builtin.utils import (AverageMeter, MetricMeter, collect_env_info, count_num_param,
-                                load_pretrained_weights, mkdir_if_missing, set_random_seed, setup_logger)
+                                load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
 # Always the built-in versions (see the module docstring).
 from .builtin.optim import build_lr_scheduler  # noqa: E402
 from .builtin.registry import check_availability  # noqa: E402
-from .builtin.utils import load_checkpoint, read_json, save_checkpoint, write_json  # noqa: E402
+from .builtin.utils import load_checkpoint, read_json, save_checkpoint, setup_logger, write_json  # noqa: E402
+
+
+def clean_cfg(cfg, trainer: str) -> None:
+    """The engine's clean_cfg (keep TRAINER.NAME and TRAINER.<trainer.upper()>, drop the other nodes), but also
+    keep the node that the registered trainer reads, named by its class attribute `config_node`: a wrapper
+    such as VideoCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
+    node = None
+    if trainer in TRAINER_REGISTRY.registered_names():
+        node = getattr(TRAINER_REGISTRY.get(trainer), "config_node", None)
+    kept = cfg.TRAINER[node] if node and node in cfg.TRAINER else None
+    _engine_clean_cfg(cfg, trainer)
+    if kept is not None:
+        cfg.TRAINER[node] = kept
+
 
 __all__ = [
     "ENGINE", "ENGINE_ENV", "get_cfg_default", "clean_cfg", "Registry", "check_availability",

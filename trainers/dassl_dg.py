@@ -1,13 +1,15 @@
 """Dassl's own image DG trainers on video clips: VideoCrossGrad and VideoDomainMix (real Dassl only).
 
 Each is `class Video<X>(VideoDataMixin, <X>)`: Dassl's algorithm unchanged, with video data, VideoNet models
-and the results table. Dassl's trainers build their networks as `SimpleNet(cfg, cfg.MODEL, n)` by the
-module-level name SimpleNet; while such a trainer's build_model runs, that name (and build_lr_scheduler,
-whose warmup is broken on current PyTorch) resolves to this project's VideoNet (same constructor) and
-scheduler builder. Nothing is registered on the built-in engine, which has no CrossGrad or DomainMix.
+and the results table. Hyperparameters stay in Dassl's node, e.g. `TRAINER.CROSSGRAD.EPS_F 0.5` with
+`--trainer VideoCrossGrad` (framework.clean_cfg keeps the node named by the class's `config_node`).
+Dassl's trainers build their networks as `SimpleNet(cfg, cfg.MODEL, n)` by the module-level name SimpleNet;
+while such a trainer's build_model runs, that name (and build_lr_scheduler, whose warmup is broken on
+current PyTorch) resolves to this project's VideoNet (same constructor) and scheduler builder.
+Nothing is registered on the built-in engine, which has no CrossGrad or DomainMix.
 
 Not wrapped: DAELDG (needs a strong clip augmentation for `img2`) and DDAIG (its generator networks are
-2-D convnets that reject (B, M, C, H, W) input); see DASSL_API notes in README.md.
+2-D convnets that reject (B, M, C, H, W) input).
 """
 import contextlib
 import sys
@@ -46,6 +48,7 @@ def make_video_trainer(dassl_cls: type) -> type:
 
     return type(f"Video{dassl_cls.__name__}", (VideoDataMixin, dassl_cls), {
         "build_model": build_model,
+        "config_node": dassl_cls.__name__.upper(),  # clean_cfg keeps TRAINER.<X>, which Dassl's code reads
         "__doc__": f"Dassl's {dassl_cls.__name__} trained on video clips (see trainers/dassl_dg.py).",
     })
 

@@ -1,4 +1,5 @@
 """Logging, seeding, meters, JSON and checkpoint helpers of the built-in engine."""
+import atexit
 import errno
 import json
 import os
@@ -89,15 +90,18 @@ class Logger:
 
     def write(self, msg: str) -> None:
         self.console.write(msg)
-        self.file.write(msg)
+        if not self.file.closed:
+            self.file.write(msg)
 
     def flush(self) -> None:
         self.console.flush()
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        if not self.file.closed:
+            self.file.flush()
+            os.fsync(self.file.fileno())
 
     def close(self) -> None:
-        self.file.close()
+        if not self.file.closed:
+            self.file.close()
 
     def isatty(self) -> bool:
         return False
@@ -114,6 +118,7 @@ def setup_logger(output: Optional[str] = None) -> None:
         sys.stdout.close()
         sys.stdout = sys.stdout.console
     sys.stdout = Logger(fpath)
+    atexit.register(sys.stdout.close)
 
 
 # --------------------------------------------------------------------------- meters
