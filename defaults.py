@@ -69,8 +69,8 @@ def extend_cfg(cfg: CN) -> None:
 
     # ------------------------------------------------------------------ training extras (all video trainers)
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
-    cfg.TRAIN.BF16 = False  # CUDA only: bf16 autocast for forward passes
-    cfg.TRAIN.CHANNELS_LAST = False  # CUDA only: channels_last memory format for the frame encoder
+    cfg.TRAIN.BF16 = False  # bf16 autocast for forward passes (a speed-up on CUDA; slower on most CPUs)
+    cfg.TRAIN.CHANNELS_LAST = False  # channels_last memory format for the frame encoder's CNN (CUDA speed-up)
 
     # ------------------------------------------------------------------ trainers
     cfg.TRAINER.APN = _ada_node("II+III")  # APN + ADA* by default

@@ -133,3 +133,15 @@ def test_ensembles():
     b = np.array([[0.1, 0.9], [0.9, 0.1], [0.3, 0.7]])
     np.testing.assert_allclose(softmax_average([a, b]), (a + b) / 2)
     np.testing.assert_allclose(most_confident([a, b]), np.stack([b[0], b[1], a[2]]))
+
+
+def test_bf16_autocast_and_channels_last_run_algorithm_1(tmp_path):
+    trainer = make_trainer(tmp_path, "TRAIN.BF16", "True", "TRAIN.CHANNELS_LAST", "True", "TRAINER.APN.T_MAX", "1")
+    assert trainer.model.backbone.channels_last
+    batch = next(iter(trainer.train_loader_x))
+    with trainer.autocast():
+        assert trainer.model(batch["img"]).dtype == torch.bfloat16
+    trainer.batch_idx, trainer.num_batches = 0, 10
+    summary = trainer.forward_backward(batch)
+    assert all(np.isfinite(v) for v in summary.values()) and "loss_adv_II" in summary
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32

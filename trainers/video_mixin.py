@@ -5,7 +5,7 @@ images; batches are then dicts whose `img` is a (B, M, C, H, W) clip tensor. The
 
 - builds the loaders with the video wrapper and clip transforms (Dassl's DataManager, custom transforms);
 - builds VideoNet (frame encoder -> temporal head -> classifier) where Dassl builds SimpleNet;
-- clips gradients (OPTIM.CLIP_GRAD_NORM) and offers bf16 autocast / channels_last on CUDA (TRAIN.*);
+- clips gradients (OPTIM.CLIP_GRAD_NORM) and offers bf16 autocast and channels_last (TRAIN.BF16 / CHANNELS_LAST);
 - replaces the final test with a table of source-validation and per-target-domain accuracy and macro-F1,
   written to OUTPUT_DIR/results.{json,csv}; per-epoch validation stays Dassl's;
 - brings CheckpointMixin (atomic saves, safe loads, working --load-epoch) to any Dassl trainer.
@@ -58,7 +58,7 @@ class VideoDataMixin(CheckpointMixin):
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS)
         self.model.to(self.device)
-        if cfg.TRAIN.CHANNELS_LAST and self.device.type == "cuda":
+        if cfg.TRAIN.CHANNELS_LAST:
             self.model.backbone.use_channels_last()
         print(f"# params: {count_num_param(self.model):,}")
         self.optim = build_optimizer(self.model, cfg.OPTIM)
@@ -66,9 +66,9 @@ class VideoDataMixin(CheckpointMixin):
         self.register_model("model", self.model, self.optim, self.sched)
 
     def autocast(self):
-        """bf16 autocast on CUDA when TRAIN.BF16 is set; a no-op context otherwise."""
-        if self.cfg.TRAIN.BF16 and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast when TRAIN.BF16 is set (meant for CUDA; CPU autocast works too); else a no-op."""
+        if self.cfg.TRAIN.BF16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def model_update(self, names=None):
