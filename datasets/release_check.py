@@ -143,8 +143,12 @@ def _listed_paths(list_file: str) -> Optional[List[str]]:
 
 
 def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lists: Mapping[str, List[ListRow]],
-                   manifest: Mapping) -> None:
-    """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale."""
+                   info: Mapping) -> None:
+    """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale.
+
+    prepared.json holds `info` (what the script wants to record) plus the class names and the clips per
+    domain and per class.
+    """
     spaced = [path for rows in lists.values() for path, _, _ in rows if len(path.split()) != 1]
     if spaced:  # list files are whitespace separated
         raise ReleaseError(f"{len(spaced)} file names contain whitespace, which list files cannot hold:\n  " +
@@ -159,6 +163,9 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
             changed.append(domain)
         text = f"# written by {script}: path num_frames label (num_frames 0 = not counted)\n"
         _write_text(list_file, text + "".join(f"{path} {n} {label}\n" for path, n, label in sorted(rows)))
+    manifest = dict(info, classes=list(classnames), clips={d: len(rows) for d, rows in lists.items()},
+                    per_class={d: [sum(1 for row in rows if row[2] == k) for k in range(len(classnames))]
+                               for d, rows in lists.items()})
     _write_text(osp.join(dataset_dir, MANIFEST_FILE), json.dumps(manifest, indent=1) + "\n")
     for domain, rows in lists.items():
         print(f"  {domain}.txt: {len(rows)} clips")

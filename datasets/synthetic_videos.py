@@ -305,7 +305,7 @@ def render_video(seed: int, domain: str, label: int, index: int, num_frames: int
 class GeneratorParams:
     """The DATASET.SYNTHETIC settings; each combination is its own folder (see `variant_name`)."""
     seed: int = 0
-    videos_per_class: int = 30
+    videos_per_class: int = 60
     num_frames: int = 24
     frame_size: int = 32
     format: str = "video"

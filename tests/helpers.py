@@ -1,5 +1,6 @@
 """Shared test helpers: a tiny synthetic benchmark setting and train.py runs in a subprocess."""
 import importlib.util
+import json
 import os
 import os.path as osp
 import subprocess
@@ -42,3 +43,9 @@ def run_train(args: List[str], engine: str = "builtin", check: bool = True) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def read_results(output_dir: str) -> dict:
+    """A run's results.json as {(split, domain): row}."""
+    with open(osp.join(output_dir, "results.json")) as f:
+        return {(row["split"], row["domain"]): row for row in json.load(f)}

@@ -3,13 +3,12 @@
 VideoCrossGrad and VideoDomainMix exist only when Dassl is the engine, so these tests run train.py in a
 subprocess with VIDEODG_ENGINE=dassl and are skipped where Dassl cannot be imported.
 """
-import json
 import os
 import os.path as osp
 
 import pytest
 
-from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC, dassl_importable, run_train
+from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC, dassl_importable, read_results, run_train
 
 pytestmark = pytest.mark.skipif(not dassl_importable(), reason="Dassl is not installed (or `import dassl.engine` "
                                 "fails); VideoCrossGrad and VideoDomainMix exist only on real Dassl")
@@ -22,11 +21,6 @@ TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp("data"))
-
-
-def read_results(output_dir):
-    with open(osp.join(output_dir, "results.json")) as f:
-        return {(row["split"], row["domain"]): row for row in json.load(f)}
 
 
 def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, run_train
+from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, read_results, run_train
 
 ERM_ARGS = ["--trainer", "VideoVanilla", "--config-file", "configs/trainers/VideoVanilla/smallcnn_cpu.yaml"]
 
@@ -18,11 +18,6 @@ ERM_ARGS = ["--trainer", "VideoVanilla", "--config-file", "configs/trainers/Vide
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp("data"))
-
-
-def read_results(output_dir):
-    with open(osp.join(output_dir, "results.json")) as f:
-        return {(row["split"], row["domain"]): row for row in json.load(f)}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -101,3 +96,28 @@ def test_unknown_names_list_the_valid_ones(data_root):
     assert proc.returncode != 0 and "stret" in proc.stderr and "glimpse" in proc.stderr
     proc = run_train([*SYNTHETIC_ARGS, *ERM_ARGS, *TINY_SYNTHETIC], check=False)
     assert proc.returncode != 0 and "DATASET.ROOT is empty" in proc.stderr and "--root" in proc.stderr
+
+
+def test_gamma_ensemble_of_trained_runs(data_root, tmp_path):
+    members = []
+    for gamma in ("0.1", "1.0"):
+        out = str(tmp_path / f"gamma{gamma}")
+        run_train(["--root", data_root, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
+                   "configs/trainers/APN/smallcnn_cpu.yaml", "--output-dir", out, "--seed", "1", *TINY_SYNTHETIC,
+                   "OPTIM.MAX_EPOCH", "1", "TRAINER.APN.T_MAX", "1", "TRAINER.APN.GAMMA", gamma])
+        members.append(out)
+    ensemble_dir = str(tmp_path / "ensemble")
+    env = dict(os.environ, VIDEODG_ENGINE="builtin")
+    proc = subprocess.run([sys.executable, "ensemble.py", "--model-dirs", *members, "--output-dir", ensemble_dir],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(osp.join(ensemble_dir, "ensemble_results.json")) as f:
+        rows = json.load(f)
+    models = {row["model"] for row in rows}
+    assert models == {"gamma0.1", "gamma1.0", "ensemble: most-confident", "ensemble: softmax-average"}
+    pooled = {row["model"]: row for row in rows if row["domain"] == "pooled"}
+    assert all(row["n"] == 72 for row in pooled.values())
+    # each member's numbers are its own run's, evaluated again from its best checkpoint
+    for member in members:
+        own = read_results(member)[("target", "pooled")]["accuracy"]
+        assert pooled[osp.basename(member)]["accuracy"] == pytest.approx(own)

@@ -77,11 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lists = {camera: [r for r in rows if camera_of(r[0]) == camera] for camera in ntu_rgbd.CAMERAS.values()}
     if args.count_frames:
         lists = with_frame_counts(dataset_dir, lists)
-    manifest = {"benchmark": "NTU RGB+D 60", "classes": ntu_rgbd.ACTIONS,
-                "videos": {d: len(r) for d, r in lists.items()},
-                "per_class": {d: [sum(1 for x in r if x[2] == k) for k in range(len(ntu_rgbd.ACTIONS))]
-                              for d, r in lists.items()}}
-    write_prepared(dataset_dir, SCRIPT, ntu_rgbd.ACTIONS, lists, manifest)
+    write_prepared(dataset_dir, SCRIPT, ntu_rgbd.ACTIONS, lists, {"benchmark": "NTU RGB+D 60"})
     return 0
 
 

@@ -233,15 +233,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.mode == "ranges" or osp.isfile(osp.join(dataset_dir, path)):
             lists[pku_mmd.VIEWS[a.stem[-1]]].append((path, a.stop - a.start, label_of[a.label]))
     classes = [pku_mmd.ACTIONS[i - 1] for i in kept_ids]
-    manifest = {"benchmark": "PKU-MMD phase 1", "categories": args.categories, "action_ids": kept_ids,
-                "classes": classes, "mode": args.mode, "short_side": args.short_side,
-                "clips": {d: len(r) for d, r in lists.items()},
-                "per_class": {d: [sum(1 for x in r if x[2] == k) for k in range(len(kept_ids))]
-                              for d, r in lists.items()},
-                "skipped": {"unparsable_lines": len(malformed), "outside_frames": len(outside),
-                            "unreadable_videos": len(unreadable), "cut_failed": len(failed),
-                            "other_categories": len(usable) - len(selected)}}
-    write_prepared(dataset_dir, SCRIPT, classes, lists, manifest)
+    info = {"benchmark": "PKU-MMD phase 1", "categories": args.categories, "action_ids": kept_ids,
+            "mode": args.mode, "short_side": args.short_side,
+            "skipped": {"unparsable_lines": len(malformed), "outside_frames": len(outside),
+                        "unreadable_videos": len(unreadable), "cut_failed": len(failed),
+                        "other_categories": len(usable) - len(selected)}}
+    write_prepared(dataset_dir, SCRIPT, classes, lists, info)
     return 0
 
 

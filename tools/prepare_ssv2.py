@@ -150,13 +150,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.count_frames:
         lists = with_frame_counts(dataset_dir, lists)
     names = ssv2.category_names(pairs)
-    manifest = {"benchmark": "Something-Something DG (reconstructed pairing)", "pairs_file": ssv2.PAIRS_FILE,
-                "splits": args.splits, "classes": names,
-                "videos": {d: len(rows) for d, rows in lists.items()},
-                "per_class": {d: [sum(1 for r in rows if r[2] == k) for k in range(len(names))]
-                              for d, rows in lists.items()},
-                "paper_totals": pairs["paper_totals"]}
-    write_prepared(dataset_dir, SCRIPT, names, lists, manifest)
+    info = {"benchmark": "Something-Something DG (reconstructed pairing)", "pairs_file": ssv2.PAIRS_FILE,
+            "splits": args.splits, "paper_totals": pairs["paper_totals"]}
+    write_prepared(dataset_dir, SCRIPT, names, lists, info)
     print(f"Videos: doing {len(lists['doing'])}, pretending {len(lists['pretending'])} (the paper reports "
           f"{pairs['paper_totals']['doing']} and {pairs['paper_totals']['pretending']}; our pairing is a "
           "reconstruction, see DATASETS.md)")

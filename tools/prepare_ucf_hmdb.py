@@ -148,11 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{domain}: {len(rows)} videos in {len(found)} class folders")
     if args.count_frames:
         lists = with_frame_counts(dataset_dir, lists)
-    manifest = {"benchmark": "UCF-HMDB", "classes": ucf_hmdb.CLASSES,
-                "videos": {domain: len(rows) for domain, rows in lists.items()},
-                "per_class": {domain: [sum(1 for r in rows if r[2] == k) for k in range(len(ucf_hmdb.CLASSES))]
-                              for domain, rows in lists.items()}}
-    write_prepared(dataset_dir, SCRIPT, ucf_hmdb.CLASSES, lists, manifest)
+    write_prepared(dataset_dir, SCRIPT, ucf_hmdb.CLASSES, lists, {"benchmark": "UCF-HMDB"})
     if args.official_lists:
         for domain, rows in lists.items():
             val_keys = official_split(args.official_lists, domain, rows)
