@@ -127,14 +127,21 @@ class APN(VideoDataMixin, TrainerX):
                  summary: Dict[str, float]) -> Dict[str, torch.Tensor]:
         """Lines 6-12: X^L <- X^L + eta * grad_x [l(h(R^L), Y) - gamma * c(R^L, R0^L)] for each level L.
 
-        r0 None means "read R0 from the first pass" (there X^L = X, so that pass computes R^L(X)).
+        Model mode (MAX_MODE): `eval` (default) switches dropout off and makes every BatchNorm use its running
+        statistics (partial BN makes no difference then), so all T_max steps ascend one deterministic
+        objective and adversarial clips never update BN statistics; `train` keeps the training mode, as the
+        official code does. r0 None means "read R0 from the first pass" (there X^L = X, so that pass computes
+        R^L(X) in the same mode). The loss and cost are per clip, summed (or averaged, ASCENT_REDUCTION) over
+        the batch; the gradient is taken with respect to the clips only.
         """
         if self.max_mode == "eval":
             self.set_model_mode("eval")
+        r0 = dict(r0 or {})
         X_adv = {lvl: X.detach().clone() for lvl in self.levels}  # line 6
         groups = [self.levels] if self.batch_chains else [[lvl] for lvl in self.levels]
         reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
-        for t in range(self.t_max):  # line 7
+        last = {}  # the last step's loss and cost per level, for the log (read once: no sync per step)
+        for _ in range(self.t_max):  # line 7
             for levels in groups:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
                 x = torch.cat([X_adv[lvl] for lvl in levels]).requires_grad_(True)
                 with self.autocast():
@@ -142,15 +149,17 @@ class APN(VideoDataMixin, TrainerX):
                     objective = 0.0
                     for i, lvl in enumerate(levels):
                         R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
-                        if r0 is None or lvl not in r0:
-                            r0 = dict(r0 or {}, **{lvl: R.detach()})
+                        if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
+                            r0[lvl] = R.detach()
                         loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
                         cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
                         objective = objective + reduce(loss - self.gamma * cost)
-                        summary[f"max_loss_{lvl}"], summary[f"cost_{lvl}"] = loss.mean().item(), cost.mean().item()
+                        last[lvl] = (loss.detach().mean(), cost.detach().mean())
                 (grad, ) = torch.autograd.grad(objective, x)
                 x = (x + self.eta * grad).detach()
                 for i, lvl in enumerate(levels):
                     X_adv[lvl] = x[i * len(Y):(i + 1) * len(Y)]
         self.set_model_mode("train")
+        for lvl, (loss, cost) in last.items():
+            summary[f"max_loss_{lvl}"], summary[f"cost_{lvl}"] = loss.item(), cost.item()
         return X_adv
