@@ -59,7 +59,7 @@ def measure(trainer, steps: int, warmup: int):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     clips = batch["img"].shape[0] * steps
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+    peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f}" if cuda else "n/a (CPU)"
     return clips / seconds, seconds / steps, peak
 
 
@@ -71,7 +71,7 @@ def main(args) -> None:
     for name, trainer_name, overrides in VARIANTS:
         trainer = build(args, trainer_name, overrides)
         clips_per_s, step_s, peak = measure(trainer, args.steps, args.warmup)
-        rows.append([name, f"{clips_per_s:.2f}", f"{step_s:.3f}", f"{peak:.2f}"])
+        rows.append([name, f"{clips_per_s:.2f}", f"{step_s:.3f}", peak])
         print(f"{name}: {clips_per_s:.2f} clips/s", flush=True)
         del trainer
         if args.device == "cuda":

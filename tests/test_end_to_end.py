@@ -121,3 +121,12 @@ def test_gamma_ensemble_of_trained_runs(data_root, tmp_path):
     for member in members:
         own = read_results(member)[("target", "pooled")]["accuracy"]
         assert pooled[osp.basename(member)]["accuracy"] == pytest.approx(own)
+
+
+def test_throughput_benchmark_script_runs(tmp_path):
+    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--preset", "small", "--device", "cpu", "--steps", "1",
+                           "--warmup", "0", "--root", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out")],
+                          cwd=REPO, env=dict(os.environ, VIDEODG_ENGINE="builtin"), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for variant in ("TSN-ERM", "APN-ERM", "APN+ADA*"):
+        assert f"| {variant}" in proc.stdout
