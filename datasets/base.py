@@ -16,7 +16,7 @@ import os
 import os.path as osp
 import random
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from framework import DatasetBase
 from video.datum import VideoDatum
@@ -68,7 +68,7 @@ class VideoDGDataset(DatasetBase):
     def source_split(self, domain: str, items: List[VideoDatum]) -> Tuple[List[VideoDatum], List[VideoDatum]]:
         """(train, val) of a source domain, from the saved split file (made on first use)."""
         ratio, seed = self.cfg.DATASET.VAL_RATIO, self.cfg.DATASET.SPLIT_SEED
-        split_file = osp.join(self.dataset_dir, "splits", f"{domain}_val{ratio:g}_seed{seed}.json")
+        split_file = split_file_path(self.dataset_dir, domain, ratio, seed)
         keys = [self.item_key(item) for item in items]
         if osp.isfile(split_file):
             with open(split_file) as f:
@@ -80,11 +80,7 @@ class VideoDGDataset(DatasetBase):
             print(f"Loaded the {domain} train/val split from {split_file}")
         else:
             val_keys = set(stratified_val_keys(keys, [item.label for item in items], ratio, seed))
-            os.makedirs(osp.dirname(split_file), exist_ok=True)
-            tmp = split_file + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump({"domain": domain, "val_ratio": ratio, "seed": seed, "val": sorted(val_keys)}, f, indent=1)
-            os.replace(tmp, split_file)
+            write_split_file(split_file, domain, ratio, seed, val_keys)
             print(f"Created the {domain} train/val split {split_file} ({len(val_keys)} of {len(keys)} videos in val)")
         train = [item for item, key in zip(items, keys) if key not in val_keys]
         val = [item for item, key in zip(items, keys) if key in val_keys]
@@ -108,6 +104,22 @@ class VideoDGDataset(DatasetBase):
                                  f"Valid domains: {self.domains}{aliases}")
             resolved.append(canonical)
         return resolved
+
+
+def split_file_path(dataset_dir: str, domain: str, val_ratio: float, seed: int) -> str:
+    """Where the train/val split of one source domain is saved for a VAL_RATIO / SPLIT_SEED setting."""
+    return osp.join(dataset_dir, "splits", f"{domain}_val{val_ratio:g}_seed{seed}.json")
+
+
+def write_split_file(path: str, domain: str, val_ratio: float, seed: int, val_keys: Iterable[str],
+                     **extra) -> None:
+    """Save a split (the keys of the validation clips) atomically; `extra` fields are kept for the reader."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    content = {"domain": domain, "val_ratio": val_ratio, "seed": seed, "val": sorted(val_keys), **extra}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(content, f, indent=1)
+    os.replace(tmp, path)
 
 
 def stratified_val_keys(keys: Sequence[str], labels: Sequence[int], val_ratio: float, seed: int) -> List[str]:

@@ -15,10 +15,14 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 from tqdm import tqdm
 
+from defaults import extend_cfg
+from framework import get_cfg_default
+
 from video.datum import VideoDatum
 from video.readers import VideoReadError, count_frames
 
-from .list_dataset import CLASSES_FILE, MANIFEST_FILE
+from .base import split_file_path, stratified_val_keys, write_split_file
+from .list_dataset import CLASSES_FILE, MANIFEST_FILE, clip_key, split_range
 
 ListRow = Tuple[str, int, int]  # (path relative to the dataset folder, num_frames or 0, label)
 SHOWN = 10  # report at most this many lines of one kind; the count says how many there are
@@ -175,4 +179,21 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     if stale:
         print(f"NOTE: the lists of {changed} changed; the saved splits {stale} in {split_dir} were made from the "
               "old lists. Delete them to split the new lists (runs on the old split are not comparable).")
+    for domain, rows in lists.items():
+        write_default_split(dataset_dir, domain, rows)
     print(f"Prepared {dataset_dir}")
+
+
+def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow]) -> None:
+    """Save the train/val split that a run with the default DATASET.VAL_RATIO / SPLIT_SEED uses when this
+    domain is a source (the same split the dataset class would make on first use); keep an existing one."""
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    ratio, seed = cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED
+    path = split_file_path(dataset_dir, domain, ratio, seed)
+    if osp.isfile(path):
+        return
+    keys = [clip_key(*split_range(relpath)) for relpath, _, _ in rows]
+    write_split_file(path, domain, ratio, seed, stratified_val_keys(keys, [label for _, _, label in rows], ratio, seed))
+    print(f"  split {osp.relpath(path, dataset_dir)}: the {domain} train/val split of any run with "
+          f"DATASET.VAL_RATIO {ratio:g} and DATASET.SPLIT_SEED {seed}")

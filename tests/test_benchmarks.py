@@ -133,6 +133,9 @@ def test_ucf_hmdb_release_is_parsed_into_domains_labels_and_a_saved_split(ucf_re
     assert len(rows) == 15 * UCF_PER_FOLDER  # ApplyEyeMakeup is not one of the 12 classes
     assert {(r[0].split("/")[1], int(r[2])) for r in rows} == set(ucf_hmdb.UCF_FOLDERS.items())
     assert all(r[1] == "8" for r in rows)  # --count-frames: decord's count
+    # the preparation writes each domain's default train/val split; training runs read it
+    for domain in ("ucf", "hmdb"):
+        assert (ucf_release / "ucf_hmdb" / "splits" / f"{domain}_val0.3_seed1.json").is_file()
 
     dataset = build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
     assert dataset.classnames == ucf_hmdb.CLASSES

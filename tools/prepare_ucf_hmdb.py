@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere: import the project
 
 from datasets import ucf_hmdb  # noqa: E402
+from datasets.base import split_file_path, write_split_file  # noqa: E402
 from datasets.list_dataset import VIDEO_EXTENSIONS, clip_key, strip_video_extension  # noqa: E402
 from datasets.release_check import (ListRow, ReleaseError, check_counts, count_mismatches, head,  # noqa: E402
                                     link_release, require_dir, run_main, with_frame_counts, write_prepared)
@@ -99,16 +100,13 @@ def write_split(dataset_dir: str, domain: str, val_keys: List[str], n: int, rati
                 seed: int, list_dir: str) -> None:
     """Save the split in the format of datasets/base.py, under the name a run with these settings reads."""
     ratio = round(len(val_keys) / n, 2) if ratio is None else ratio
-    path = osp.join(dataset_dir, "splits", f"{domain}_val{ratio:g}_seed{seed}.json")
-    content = {"domain": domain, "val_ratio": ratio, "seed": seed, "val": val_keys,
-               "source": f"official APN lists in {osp.abspath(list_dir)} ({len(val_keys)} of {n} videos in val)"}
+    path = split_file_path(dataset_dir, domain, ratio, seed)
     if osp.isfile(path):
         with open(path) as f:
-            if json.load(f)["val"] != val_keys:
+            if sorted(json.load(f)["val"]) != sorted(val_keys):
                 raise ReleaseError(f'"{path}" exists and holds another split; delete it to replace it.')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(content, f, indent=1)
+    write_split_file(path, domain, ratio, seed, val_keys,
+                     source=f"official APN lists in {osp.abspath(list_dir)} ({len(val_keys)} of {n} videos in val)")
     print(f"Official {domain} split: {len(val_keys)} of {n} videos in val -> {path}\n"
           f"  train on it with: DATASET.VAL_RATIO {ratio:g} DATASET.SPLIT_SEED {seed}")
 
