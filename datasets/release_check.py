@@ -179,17 +179,16 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     if stale:
         print(f"NOTE: the lists of {changed} changed; the saved splits {stale} in {split_dir} were made from the "
               "old lists. Delete them to split the new lists (runs on the old split are not comparable).")
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
     for domain, rows in lists.items():
-        write_default_split(dataset_dir, domain, rows)
+        write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED)
     print(f"Prepared {dataset_dir}")
 
 
-def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow]) -> None:
+def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int) -> None:
     """Save the train/val split that a run with the default DATASET.VAL_RATIO / SPLIT_SEED uses when this
     domain is a source (the same split the dataset class would make on first use); keep an existing one."""
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
-    ratio, seed = cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED
     path = split_file_path(dataset_dir, domain, ratio, seed)
     if osp.isfile(path):
         return

@@ -7,7 +7,7 @@ DATASET.SKIP_CORRUPT can skip the clip; a wrong argument from the caller raises 
 """
 import os
 import os.path as osp
-from typing import Dict, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 from PIL import Image
@@ -117,8 +117,19 @@ def read_frames(datum: VideoDatum, indices: Sequence[int]) -> np.ndarray:
     return _read_video(datum.impath, absolute)
 
 
-def _read_video(path: str, indices: Sequence[int]) -> np.ndarray:
-    reader = _open_video(path)
+def read_sampled_frames(datum: VideoDatum, choose_indices: Callable[[int], Sequence[int]]) -> np.ndarray:
+    """count_frames, then read_frames at choose_indices(count), opening a video file once for both."""
+    if datum.frame_range is not None or datum.is_frame_folder:
+        return read_frames(datum, choose_indices(count_frames(datum)))
+    reader = _open_video(datum.impath)
+    n = len(reader)
+    if n <= 0:
+        raise _video_error(datum.impath, "decord finds no frames in it")
+    return _read_video(datum.impath, [int(i) for i in choose_indices(n)], reader)
+
+
+def _read_video(path: str, indices: Sequence[int], reader=None) -> np.ndarray:
+    reader = reader if reader is not None else _open_video(path)
     n = len(reader)
     if max(indices) >= n:
         raise _video_error(path, f"frame {max(indices)} requested but decord finds only {n} frames")

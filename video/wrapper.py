@@ -10,7 +10,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from video.datum import VideoDatum
-from video.readers import VideoReadError, count_frames, read_frames
+from video.readers import VideoReadError, read_sampled_frames
 from video.sampling import sample_segment_indices
 from video.transforms import build_video_transform
 
@@ -54,8 +54,8 @@ class VideoDatasetWrapper(Dataset):
         return output
 
     def _read(self, item: VideoDatum) -> np.ndarray:
-        indices = sample_segment_indices(count_frames(item), self.num_segments, train=self.is_train)
-        return read_frames(item, indices)
+        return read_sampled_frames(
+            item, lambda n: sample_segment_indices(n, self.num_segments, train=self.is_train))
 
     def _load(self, idx: int) -> Tuple[int, np.ndarray]:
         """(index, frames) of item idx or, with SKIP_CORRUPT, of the next readable item (wrapping around)."""
