@@ -321,3 +321,23 @@ def test_tiny_loss_values_print_readably():
     meter.update({"loss": 0.5, "cost_II": 3.2e-6, "zero": 0.0})
     text = str(meter)
     assert "loss 0.5000 (0.5000)" in text and "cost_II 3.200e-06 (3.200e-06)" in text and "zero 0.0000" in text
+
+
+def test_non_finite_loss_names_the_term_and_the_keys(tmp_path):
+    from defaults import extend_cfg
+    t = _ValTrainer(tmp_path)
+    extend_cfg(t.cfg)
+    t.config_node = "APN"
+    t.epoch, t.batch_idx = 2, 4
+
+    def adversarial_update():  # as a trainer holds its terms: a name per loss, the pyramid level beside it
+        level = "II"
+        loss_adv = (t.model.weight * float("nan")).sum()
+        t.model_backward_and_update(loss_adv)
+        return level
+
+    with pytest.raises(FloatingPointError) as e:
+        adversarial_update()
+    text = str(e.value)
+    assert "loss_adv_II" in text and "epoch 3, batch 5" in text
+    assert "TRAINER.APN.ETA=" in text and "TRAINER.APN.GAMMA=" in text and "OPTIM.LR=" in text
