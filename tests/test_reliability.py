@@ -98,11 +98,15 @@ def test_stale_lock_is_taken_over_with_a_log_line(tmp_path):
     dead.wait()
     (out / ".run.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "x"}))
     (out / "model").mkdir()
-    (out / "model" / "model.pth.tar-3.tmp-12345").write_bytes(b"half")
+    half = out / "model" / f"model.pth.tar-3.tmp-{dead.pid}"
+    half.write_bytes(b"half")
+    other_run = out / "seed1" / "model"  # a run nested below this folder is not this run's business
+    other_run.mkdir(parents=True)
+    (other_run / f"model.pth.tar-1.tmp-{dead.pid}").write_bytes(b"theirs")
     notes = claim_output_dir(str(out))
     assert any(f"PID {dead.pid}" in n and "no longer running" in n for n in notes)
-    assert any("model.pth.tar-3.tmp-12345" in n for n in notes)
-    assert not (out / "model" / "model.pth.tar-3.tmp-12345").exists()
+    assert any(half.name in n for n in notes) and not half.exists()
+    assert (other_run / f"model.pth.tar-1.tmp-{dead.pid}").exists()
     assert json.loads((out / ".run.lock").read_text())["pid"] == os.getpid()
 
 

@@ -13,6 +13,7 @@ import socket
 import time
 from typing import List
 
+from .utils import _process_alive as _alive
 from .utils import remove_stale_temp_files
 
 LOCK_NAME = ".run.lock"
@@ -20,16 +21,6 @@ LOCK_NAME = ".run.lock"
 
 class OutputDirInUse(RuntimeError):
     """Another live process holds the output folder."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _read(path: str) -> dict:
