@@ -71,6 +71,7 @@ def extend_cfg(cfg: CN) -> None:
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
     cfg.TRAIN.BF16 = False  # bf16 autocast for forward passes (a speed-up on CUDA; slower on most CPUs)
     cfg.TRAIN.CHANNELS_LAST = False  # channels_last memory format for the frame encoder's CNN (CUDA speed-up)
+    cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures
 
     # ------------------------------------------------------------------ trainers
     cfg.TRAINER.APN = _ada_node("II+III")  # APN + ADA* by default
