@@ -120,8 +120,8 @@ def frame_strip(frames: np.ndarray, gap: int = 2) -> np.ndarray:
 def plot_showcase(clips: Sequence[ShowcaseClip], class_names: Sequence[str], path: str, top: int = 5) -> str:
     """One row per clip: its frames, then the top-`top` confidences (true class green, wrong top-1 orange)."""
     m = max(len(c.frames) for c in clips)
-    fig = Figure(figsize=(1.2 * m + 3.6, 1.25 * len(clips) + 0.4))
-    grid = fig.add_gridspec(len(clips), 2, width_ratios=[1.2 * m, 3.0], wspace=0.45, hspace=0.5)
+    fig = Figure(figsize=(1.2 * m + 3.6, 1.25 * len(clips) + 0.4), layout="constrained")
+    grid = fig.add_gridspec(len(clips), 2, width_ratios=[1.2 * m, 3.0])
     for row, clip in enumerate(clips):
         ax = fig.add_subplot(grid[row, 0])
         ax.imshow(frame_strip(np.asarray(clip.frames, dtype=np.uint8)))

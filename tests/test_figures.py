@@ -2,6 +2,7 @@
 the log parser behind the training curves; a figure that cannot be drawn never fails the run."""
 import os
 import os.path as osp
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from analysis import figures
-from tests.helpers import ENGINES, SYNTHETIC_ARGS, TINY_SYNTHETIC, run_train
+from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, run_train
 from trainers.results import Predictions
 
 TARGETS = ["street", "sketch", "glimpse"]
@@ -24,19 +25,53 @@ def assert_pngs(folder, names):
             image.verify()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_run_and_eval_only_write_the_figures(engine, tmp_path):
-    out, data = str(tmp_path / "run"), str(tmp_path / "data")
-    args = ["--root", data, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file", "configs/trainers/APN/smallcnn_cpu.yaml"]
-    opts = [*TINY_SYNTHETIC, "TEST.FIGURES", "True", "TRAINER.APN.T_MAX", "1"]
-    proc = run_train([*args, "--output-dir", out, *opts, "OPTIM.MAX_EPOCH", "1"], engine)
+def apn_args(data):
+    return ["--root", data, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
+            "configs/trainers/APN/smallcnn_cpu.yaml"]
+
+
+OPTS = [*TINY_SYNTHETIC, "TEST.FIGURES", "True", "TRAINER.APN.T_MAX", "1", "OPTIM.MAX_EPOCH", "1"]
+
+
+def train_with_figures(tmp, engine):
+    out, data = osp.join(tmp, "run"), osp.join(tmp, "data")
+    proc = run_train([*apn_args(data), "--output-dir", out, *OPTS], engine)
     assert "Warning" not in proc.stdout and "Figures written to" in proc.stdout
     assert_pngs(osp.join(out, "figures"), RUN_FIGURES + ["training_curves.png"])
-    # --eval-only draws the same evaluation figures; its log has no training, so no curves
+    return out, data
+
+
+@pytest.fixture(scope="module")
+def apn_run(tmp_path_factory):
+    """A tiny APN + ADA* run (one epoch) on the built-in engine, with figures."""
+    return train_with_figures(str(tmp_path_factory.mktemp("figures")), "builtin")
+
+
+def test_a_run_writes_its_figures(apn_run):
+    pass  # train_with_figures checked the names and that each file is a valid PNG
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "builtin"])  # real Dassl, where installed
+def test_a_run_on_real_dassl_writes_its_figures(engine, tmp_path):
+    train_with_figures(str(tmp_path), engine)
+
+
+def test_eval_only_writes_the_evaluation_figures(apn_run, tmp_path):
+    out, data = apn_run
     evaluated = str(tmp_path / "eval")
-    proc = run_train([*args, "--output-dir", evaluated, "--eval-only", "--model-dir", out, *opts], engine)
-    assert "no training curves" in proc.stdout
+    proc = run_train([*apn_args(data), "--output-dir", evaluated, "--eval-only", "--model-dir", out, *OPTS])
+    assert "no training curves" in proc.stdout  # its log has no training lines
     assert_pngs(osp.join(evaluated, "figures"), RUN_FIGURES)
+
+
+def test_feature_views_of_a_trained_apn(apn_run, tmp_path, capsys):
+    sys.path.insert(0, osp.join(REPO, "tools"))
+    import feature_views
+    out, _ = apn_run
+    path = str(tmp_path / "views.png")
+    feature_views.main(feature_views.build_parser().parse_args([out, "--max-per-domain", "8", "--out", path]))
+    assert "t-SNE of 32 clips (global, II, III)" in capsys.readouterr().out  # 8 source-val + 3 x 8 target clips
+    assert_pngs(tmp_path, ["views.png"])
 
 
 def test_training_log_parser_reads_resumed_sessions_and_small_values(tmp_path):
