@@ -114,3 +114,11 @@ def test_a_figure_that_cannot_be_drawn_is_a_warning(tmp_path, capsys):
     assert "Warning: could not draw the showcase figure" in out and "no training curves" in out
     assert sorted(osp.basename(p) for p in written) == ["confusion_sketch.png", "confusion_street.png",
                                                         "per_class_accuracy.png"]
+
+
+def test_no_figures_flag_turns_the_config_key_off():
+    import train
+    args = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--trainer", "APN", "--config-file",
+            "configs/trainers/APN/smallcnn_cpu.yaml"]
+    assert train.setup_cfg(train.build_parser().parse_args(args)).TEST.FIGURES is True
+    assert train.setup_cfg(train.build_parser().parse_args([*args, "--no-figures"])).TEST.FIGURES is False

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere: import the project
 
-from ensemble import load_run_config  # noqa: E402  (also registers datasets, models and trainers)
+from ensemble import load_run_config  # noqa: E402  (its extend_cfg registers every component)
 from framework import build_trainer  # noqa: E402
 
 LEVEL_TITLES = {"global": "r_global (level I)", "II": "R^II", "III": "R^III", "last_hidden": "last hidden layer"}
