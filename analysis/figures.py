@@ -16,7 +16,7 @@ import os
 import os.path as osp
 import re
 import traceback
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -79,7 +79,7 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -
     return acc
 
 
-def plot_per_class(splits: "Dict[str, Tuple[np.ndarray, np.ndarray]]", class_names: Sequence[str], path: str) -> str:
+def plot_per_class(splits: Dict[str, Tuple[np.ndarray, np.ndarray]], class_names: Sequence[str], path: str) -> str:
     """splits: name -> (pred, labels), e.g. {"source val: studio": ..., "target: street": ...}."""
     k, s = len(class_names), len(splits)
     width = 0.8 / max(s, 1)
@@ -142,15 +142,17 @@ def plot_showcase(clips: Sequence[ShowcaseClip], class_names: Sequence[str], pat
 
 
 def pick_showcase(labels: np.ndarray, pred: np.ndarray, domains: np.ndarray, num_domains: int,
-                  per_domain: int = 2) -> List[int]:
-    """Per domain, the first correctly classified clip and the first misclassified one (deterministic)."""
+                  per_domain: int = 2, seed: int = 0) -> List[int]:
+    """Per domain, a correctly classified clip and a misclassified one (or any, when a kind is absent), drawn
+    at random with a fixed seed, so that the clips shown vary in class but not between calls."""
+    rng = np.random.default_rng(seed)
     picked = []
     for d in range(num_domains):
         idx = np.flatnonzero(domains == d)
         right, wrong = idx[pred[idx] == labels[idx]], idx[pred[idx] != labels[idx]]
-        chosen = [int(i) for i in (*right[:1], *wrong[:1])]
-        chosen += [int(i) for i in idx if int(i) not in chosen][:per_domain - len(chosen)]
-        picked += chosen[:per_domain]
+        chosen = [int(rng.choice(group)) for group in (right, wrong) if len(group)]
+        rest = [int(i) for i in rng.permutation(idx) if int(i) not in chosen]
+        picked += (chosen + rest)[:per_domain]
     return picked
 
 
