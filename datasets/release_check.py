@@ -21,7 +21,7 @@ from framework import get_cfg_default
 from video.datum import VideoDatum
 from video.readers import VideoReadError, count_frames
 
-from .base import split_file_path, stratified_val_keys, write_split_file
+from .base import grouped_val_keys, read_split_file, split_file_path, write_split_file, write_text_atomic
 from .list_dataset import CLASSES_FILE, MANIFEST_FILE, clip_key, split_range
 
 ListRow = Tuple[str, int, int]  # (path relative to the dataset folder, num_frames or 0, label)
@@ -132,10 +132,7 @@ def map_with_progress(fn: Callable, items: Sequence, workers: int, desc: str) ->
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"  # write, then rename: an interrupted run never leaves half a file
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)  # write, then rename: an interrupted run never leaves half a file
 
 
 def _listed_paths(list_file: str) -> Optional[List[str]]:
@@ -147,11 +144,11 @@ def _listed_paths(list_file: str) -> Optional[List[str]]:
 
 
 def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lists: Mapping[str, List[ListRow]],
-                   info: Mapping) -> None:
+                   info: Mapping, dataset_cls: type) -> None:
     """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale.
 
     prepared.json holds `info` (what the script wants to record) plus the class names and the clips per
-    domain and per class.
+    domain and per class. Each domain's default split groups clips with `dataset_cls.group_of`.
     """
     spaced = [path for rows in lists.values() for path, _, _ in rows if len(path.split()) != 1]
     if spaced:  # list files are whitespace separated
@@ -182,17 +179,28 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     cfg = get_cfg_default()
     extend_cfg(cfg)
     for domain, rows in lists.items():
-        write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED)
+        write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED, dataset_cls,
+                            subset=info.get("subset"))
     print(f"Prepared {dataset_dir}")
 
 
-def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int) -> None:
+def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int,
+                        dataset_cls: type, subset: Optional[int] = None) -> None:
     """Save the train/val split that a run with the default DATASET.VAL_RATIO / SPLIT_SEED uses when this
-    domain is a source (the same split the dataset class would make on first use); keep an existing one."""
+    domain is a source (the same group-aware split the dataset class would make on first use); keep an
+    existing one, unless it was made for another trial subset (`--subset`) than this preparation's."""
     path = split_file_path(dataset_dir, domain, ratio, seed)
     if osp.isfile(path):
-        return
+        if read_split_file(path).get("subset") == subset:
+            return
+        print(f"  replacing {osp.relpath(path, dataset_dir)}: it was made for another --subset preparation")
     keys = [clip_key(*split_range(relpath)) for relpath, _, _ in rows]
-    write_split_file(path, domain, ratio, seed, stratified_val_keys(keys, [label for _, _, label in rows], ratio, seed))
+    groups = [dataset_cls.group_of(domain, key) for key in keys]
+    val = grouped_val_keys(keys, [label for _, _, label in rows], groups, ratio, seed)
+    extra = {"subset": subset} if subset is not None else {}
+    write_split_file(path, domain, ratio, seed, val, grouping=dataset_cls.grouping, **extra)
+    val_set = set(val)
+    val_groups = {g for g, k in zip(groups, keys) if k in val_set}
     print(f"  split {osp.relpath(path, dataset_dir)}: the {domain} train/val split of any run with "
-          f"DATASET.VAL_RATIO {ratio:g} and DATASET.SPLIT_SEED {seed}")
+          f"DATASET.VAL_RATIO {ratio:g} and DATASET.SPLIT_SEED {seed}: {len(val)} of {len(keys)} clips in val, "
+          f"{len(val_groups)} of {len(set(groups))} groups ({dataset_cls.grouping})")
