@@ -19,7 +19,7 @@ import os.path as osp
 import random
 import tempfile
 from collections import Counter, defaultdict
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
 from framework import DatasetBase
 from video.datum import VideoDatum
@@ -34,7 +34,8 @@ class VideoDGDataset(DatasetBase):
     domains: List[str] = []
     domain_aliases: Dict[str, str] = {}  # other accepted spellings -> canonical domain name
     prepare_hint = ""  # the command that builds this benchmark's files, shown when they are missing
-    grouping = "each clip is its own group"  # what `group_of` groups by (recorded in split files)
+    # What `group_of` groups by, recorded in split files: one text, or one per domain.
+    grouping: Union[str, Dict[str, str]] = "each clip is its own group"
 
     def __init__(self, cfg):
         if not cfg.DATASET.ROOT:
@@ -93,9 +94,10 @@ class VideoDGDataset(DatasetBase):
         else:
             val_keys = set(grouped_val_keys(keys, [item.label for item in items], [group(k) for k in keys],
                                             ratio, seed))
-            write_split_file(split_file, domain, ratio, seed, val_keys, grouping=self.grouping)
+            grouping = grouping_text(type(self), domain)
+            write_split_file(split_file, domain, ratio, seed, val_keys, grouping=grouping)
             print(f"Created the {domain} train/val split {split_file} ({len(val_keys)} of {len(keys)} videos in "
-                  f"val; grouped: {self.grouping})")
+                  f"val; grouped by {grouping})")
         train = [item for item, key in zip(items, keys) if key not in val_keys]
         val = [item for item, key in zip(items, keys) if key in val_keys]
         return train, val
@@ -118,6 +120,12 @@ class VideoDGDataset(DatasetBase):
                                  f"Valid domains: {self.domains}{aliases}")
             resolved.append(canonical)
         return resolved
+
+
+def grouping_text(dataset_cls: type, domain: str) -> str:
+    """What a benchmark's `group_of` groups the clips of a domain by."""
+    grouping = dataset_cls.grouping
+    return grouping[domain] if isinstance(grouping, dict) else grouping
 
 
 def split_file_path(dataset_dir: str, domain: str, val_ratio: float, seed: int) -> str:

@@ -21,7 +21,7 @@ from framework import get_cfg_default
 from video.datum import VideoDatum
 from video.readers import VideoReadError, count_frames
 
-from .base import grouped_val_keys, read_split_file, split_file_path, write_split_file, write_text_atomic
+from .base import grouped_val_keys, grouping_text, read_split_file, split_file_path, write_split_file, write_text_atomic
 from .list_dataset import CLASSES_FILE, MANIFEST_FILE, clip_key, split_range
 
 ListRow = Tuple[str, int, int]  # (path relative to the dataset folder, num_frames or 0, label)
@@ -170,37 +170,39 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     _write_text(osp.join(dataset_dir, MANIFEST_FILE), json.dumps(manifest, indent=1) + "\n")
     for domain, rows in lists.items():
         print(f"  {domain}.txt: {len(rows)} clips")
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    rewritten = [write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED,
+                                     dataset_cls, subset=info.get("subset")) for domain, rows in lists.items()]
     split_dir = osp.join(dataset_dir, "splits")
     stale = [name for name in (os.listdir(split_dir) if osp.isdir(split_dir) else [])
-             if name.split("_val")[0] in changed]
+             if name.split("_val")[0] in changed and osp.join(split_dir, name) not in rewritten]
     if stale:
         print(f"NOTE: the lists of {changed} changed; the saved splits {stale} in {split_dir} were made from the "
               "old lists. Delete them to split the new lists (runs on the old split are not comparable).")
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
-    for domain, rows in lists.items():
-        write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED, dataset_cls,
-                            subset=info.get("subset"))
     print(f"Prepared {dataset_dir}")
 
 
 def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int,
-                        dataset_cls: type, subset: Optional[int] = None) -> None:
+                        dataset_cls: type, subset: Optional[int] = None) -> Optional[str]:
     """Save the train/val split that a run with the default DATASET.VAL_RATIO / SPLIT_SEED uses when this
     domain is a source (the same group-aware split the dataset class would make on first use); keep an
-    existing one, unless it was made for another trial subset (`--subset`) than this preparation's."""
+    existing one, unless it was made for another trial subset (`--subset`) than this preparation's.
+    Returns the path when it wrote the file."""
     path = split_file_path(dataset_dir, domain, ratio, seed)
     if osp.isfile(path):
         if read_split_file(path).get("subset") == subset:
-            return
+            return None
         print(f"  replacing {osp.relpath(path, dataset_dir)}: it was made for another --subset preparation")
     keys = [clip_key(*split_range(relpath)) for relpath, _, _ in rows]
     groups = [dataset_cls.group_of(domain, key) for key in keys]
     val = grouped_val_keys(keys, [label for _, _, label in rows], groups, ratio, seed)
+    grouping = grouping_text(dataset_cls, domain)
     extra = {"subset": subset} if subset is not None else {}
-    write_split_file(path, domain, ratio, seed, val, grouping=dataset_cls.grouping, **extra)
+    write_split_file(path, domain, ratio, seed, val, grouping=grouping, **extra)
     val_set = set(val)
     val_groups = {g for g, k in zip(groups, keys) if k in val_set}
     print(f"  split {osp.relpath(path, dataset_dir)}: the {domain} train/val split of any run with "
           f"DATASET.VAL_RATIO {ratio:g} and DATASET.SPLIT_SEED {seed}: {len(val)} of {len(keys)} clips in val, "
-          f"{len(val_groups)} of {len(set(groups))} groups ({dataset_cls.grouping})")
+          f"{len(val_groups)} of {len(set(groups))} groups ({grouping})")
+    return path

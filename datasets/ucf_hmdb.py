@@ -75,7 +75,8 @@ def hmdb_source(key: str) -> str:
 class UCFHMDB(PreparedVideoDGDataset):
     dataset_dir = "ucf_hmdb"
     domains = ["ucf", "hmdb"]
-    grouping = "ucf: UCF101 group (class folder and gXX); hmdb: HMDB51 source video"
+    grouping = {"ucf": "UCF101 group (class folder and gXX)",
+                "hmdb": "HMDB51 source video (the name before the action and clip attributes)"}
 
     @staticmethod
     def group_of(domain: str, key: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import train
-from datasets import ntu_rgbd, pku_mmd, something_something, ucf_hmdb
+from datasets import base, ntu_rgbd, pku_mmd, something_something, ucf_hmdb
 from datasets.base import DatasetNotFoundError
 from datasets.list_dataset import clip_key
 from defaults import extend_cfg
@@ -485,3 +485,123 @@ def test_end_to_end_ntu(ntu_release, tmp_path):
     assert prepare_ntu.main(["--root", str(ntu_release)]) == 0
     rows = train_once(ntu_release, tmp_path / "out", "ntu_rgbd", ["camera1"], ["camera2", "camera3"])
     assert target_rows(rows) == {"camera2": 9, "camera3": 9, "pooled": 18}
+
+
+# ---------------------------------------------------------------------------------------------- group-aware splits
+def test_group_names_follow_each_release_naming_scheme():
+    assert ucf_hmdb.UCFHMDB.group_of("ucf", "UCF-101/Archery/v_Archery_g07_c03") == "Archery/g07"
+    assert ucf_hmdb.UCFHMDB.group_of("ucf", "UCF-101/Punch/v_Punch_g07_c01") == "Punch/g07"  # groups are per class
+    hmdb = "hmdb51/kick_ball/Goal_Kick_Compilation_kick_ball_f_cm_np1_ba_med_12"
+    assert ucf_hmdb.UCFHMDB.group_of("hmdb", hmdb) == "Goal_Kick_Compilation"
+    walk = "hmdb51/walk/Goal_Kick_Compilation_walk_f_nm_np2_le_goo_0"
+    assert ucf_hmdb.UCFHMDB.group_of("hmdb", walk) == "Goal_Kick_Compilation"  # one film, two classes
+    assert ucf_hmdb.UCFHMDB.group_of("hmdb", "HMDB/climb/video_0060") == "HMDB/climb/video_0060"  # renamed copy
+    assert ntu_rgbd.NTURGBD.group_of("camera1", "nturgb+d_rgb/S004C001P007R002A044_rgb") == "P007"
+    assert pku_mmd.PKUMMD.group_of("left", "clips/left/0291-L_012") == "0291"
+    assert pku_mmd.PKUMMD.group_of("left", "RGB_VIDEO/0291-L@10-90") == "0291"
+    assert something_something.SSv2DG.group_of("doing", "20bn-something-something-v2/1234") == \
+        "20bn-something-something-v2/1234"
+
+
+def test_grouped_split_keeps_groups_whole_and_classes_near_the_ratio():
+    rng = np.random.default_rng(0)
+    keys, labels, groups = [], [], []
+    for g in range(60):  # groups of 1-7 clips; a third of them span several classes
+        classes = rng.integers(0, 5, size=rng.integers(1, 8)) if g % 3 == 0 else [g % 5] * rng.integers(1, 8)
+        for k, label in enumerate(classes):
+            keys.append(f"g{g}_c{k}")
+            labels.append(int(label))
+            groups.append(f"g{g}")
+    val = set(base.grouped_val_keys(keys, labels, groups, 0.3, seed=1))
+    assert val == set(base.grouped_val_keys(keys, labels, groups, 0.3, seed=1))  # reproducible
+    assert val != set(base.grouped_val_keys(keys, labels, groups, 0.3, seed=2))
+    assert base.shared_groups(keys, val, lambda key: key.split("_")[0]) == (0, 0)
+    for c in range(5):
+        n = labels.count(c)
+        n_val = sum(1 for key, label in zip(keys, labels) if label == c and key in val)
+        assert abs(n_val - 0.3 * n) <= 4, (c, n_val, n)
+    # single-clip groups: exactly the class-stratified split (splits of such benchmarks do not change)
+    assert sorted(base.grouped_val_keys(keys, labels, keys, 0.3, 1)) == \
+        sorted(base.stratified_val_keys(keys, labels, 0.3, 1))
+
+
+def test_hmdb_split_keeps_a_film_with_clips_in_every_class_on_one_side(ucf_release):
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    dataset = build_dataset(make_cfg("UCFHMDB", ucf_release, ["hmdb"], ["ucf"]))
+    assert_group_aware(dataset, "hmdb", ucf_release / "ucf_hmdb")
+    assert sorted(osp.basename(i.impath) for i in dataset.val) == sorted(
+        hmdb_names(folder)[2] for folder in ucf_hmdb.HMDB_FOLDERS)  # Shared_Movie: one clip of each class
+
+
+def test_a_clip_by_clip_split_file_is_refused_with_the_fix(ucf_release):
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    split_file = ucf_release / "ucf_hmdb" / "splits" / "ucf_val0.3_seed1.json"
+    old = json.loads(split_file.read_text())
+    old["val"] = [k for k in old["val"] if "g02" in k] + ["UCF-101/Archery/v_Archery_g01_c01"]
+    del old["grouping"]  # as an older version wrote it
+    split_file.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"made clip by clip: 1 of its 16 val clips come from 1 groups .* Delete it"):
+        build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
+    os.remove(split_file)
+    assert_group_aware(build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"])), "ucf",
+                       ucf_release / "ucf_hmdb")
+
+
+@pytest.mark.skipif(not osp.isdir(REFERENCE_LISTS), reason="the official APN list files are not on this machine")
+def test_official_ucf_lists_are_not_group_aware():
+    """Measured on the official APN lists: every UCF val clip shares its group with train clips; the HMDB lists
+    name renamed folders (video_NNNN), so their grouping cannot be read from them."""
+    assert prepare_ucf_hmdb.official_group_overlap(REFERENCE_LISTS, "ucf") == (406, 406, 255, 375)
+    assert prepare_ucf_hmdb.official_group_overlap(REFERENCE_LISTS, "hmdb") == (366, 0, 0, 1800)
+
+
+# ---------------------------------------------------------------------------------------------- partial releases
+def test_every_missing_folder_of_both_releases_is_reported_at_once(ucf_release, capsys):
+    for folder in ucf_hmdb.UCF_FOLDERS:  # all 15 UCF class folders gone, and the whole HMDB51 release
+        shutil.rmtree(ucf_release / "ucf_hmdb" / "UCF-101" / folder)
+    shutil.rmtree(ucf_release / "ucf_hmdb" / "hmdb51")
+    assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
+    err = capsys.readouterr().err
+    assert all(f"UCF-101/{folder}: missing (expected 3 videos)" in err for folder in ucf_hmdb.UCF_FOLDERS)
+    assert "more" not in err and "HMDB51 (hmdb domain) not found" in err and "hmdb51_org" in err
+    assert "tools/download.py ucf_hmdb" in err and "Traceback" not in err
+
+
+def test_archive_folder_names_are_recognised_and_unextracted_class_archives_named(ucf_release, capsys):
+    data = ucf_release / "ucf_hmdb"
+    os.rename(data / "hmdb51", data / "hmdb51_org")  # where some copies of hmdb51_org.rar unpack
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    assert "linked" in capsys.readouterr().out and osp.islink(data / "hmdb51")
+    assert len(read_list(str(data / "hmdb.txt"))) == 12 * 3
+    os.remove(data / "hmdb51")
+    shutil.rmtree(data / "hmdb51_org")
+    (data / "hmdb51_org").mkdir()
+    for folder in ucf_hmdb.HMDB_FOLDERS:  # hmdb51_org.rar holds one archive per class
+        (data / "hmdb51_org" / f"{folder}.rar").write_bytes(b"Rar!")
+    assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
+    err = capsys.readouterr().err
+    assert "class archives are not extracted yet (12 of 12 class .rar files" in err and "unrar x" in err
+
+
+def test_subset_prepares_a_trial_from_a_partial_release(ucf_release, capsys):
+    for folder in ucf_hmdb.UCF_FOLDERS:  # a partial download: some folders hold only 2 of their 3 videos
+        if folder < "C":
+            os.remove(ucf_release / "ucf_hmdb" / "UCF-101" / folder / f"v_{folder}_g01_c02.avi")
+    assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
+    capsys.readouterr()
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--subset", "2"]) == 0
+    assert "trial subset" in capsys.readouterr().out
+    rows = read_list(str(ucf_release / "ucf_hmdb" / "ucf.txt"))
+    assert len(rows) == 15 * 2 and all(sum(r[0].split("/")[1] == f for r in rows) == 2 for f in ucf_hmdb.UCF_FOLDERS)
+    # two clips per folder, from two groups, so the group-aware split has both sides
+    dataset = build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
+    assert_group_aware(dataset, "ucf", ucf_release / "ucf_hmdb")
+    assert len(dataset.test) == 12 * 2
+    assert json.loads((ucf_release / "ucf_hmdb" / "prepared.json").read_text())["subset"] == 2
+    # preparing the whole release afterwards replaces the subset's default split
+    for folder in ucf_hmdb.UCF_FOLDERS:
+        if folder < "C":
+            write_video(str(ucf_release / "ucf_hmdb" / "UCF-101" / folder / f"v_{folder}_g01_c02.avi"))
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    full = build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
+    assert len(full.train_x) + len(full.val) == 45 and len(full.val) == 15
