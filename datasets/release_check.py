@@ -47,6 +47,31 @@ def head(lines: Sequence[str], shown: int = SHOWN) -> List[str]:
     return lines[:shown] + ([f"... and {len(lines) - shown} more"] if len(lines) > shown else [])
 
 
+def writable_root(root: str) -> str:
+    """The absolute --root folder, created if missing; a root that cannot be written gets advice, not a traceback."""
+    path = osp.abspath(osp.expanduser(root))
+    advice = "Pass --root a folder you can write to (e.g. --root ~/data)"
+    if osp.exists(path) and not osp.isdir(path):
+        raise ReleaseError(f'--root "{path}" is a file, not a folder. {advice}.')
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ReleaseError(f'Cannot create --root "{path}" ({e.strerror}). {advice}, or create it first: '
+                           f'mkdir -p "{path}".') from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ReleaseError(f'--root "{path}" is not writable for this user. {advice}, or make it writable: '
+                           f'chmod u+w "{path}" (or ask its owner).')
+    return path
+
+
+def require_writable(folder: str) -> None:
+    """Stop before any output is written when the benchmark folder cannot take it."""
+    if osp.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise ReleaseError(f'"{folder}" is not writable for this user, so the list files cannot be written there. '
+                           f'Make it writable (chmod u+w "{folder}"), or copy or link the release into a folder you '
+                           "can write to and pass that folder's parent as --root.")
+
+
 def require_dir(path: str, what: str, fix: str) -> None:
     if not osp.isdir(path):
         raise ReleaseError(f'{what} not found: "{path}" is not a folder.\n{fix}')
@@ -103,7 +128,7 @@ def check_counts(problems: Sequence[str], summary: str, fix: str, allow_mismatch
 def count_video_frames(dataset_dir: str, relpaths: Iterable[str], desc: str) -> Tuple[Dict[str, int], List[str]]:
     """Decord's frame count of each video (what the reader will see), and the videos it cannot read."""
     counts, unreadable = {}, []
-    for relpath in tqdm(sorted(set(relpaths)), desc=desc, unit="video"):
+    for relpath in tqdm(sorted(set(relpaths)), desc=desc, unit="video", disable=None):
         try:
             counts[relpath] = count_frames(VideoDatum(osp.join(dataset_dir, relpath)))
         except VideoReadError as e:
@@ -128,7 +153,7 @@ def map_with_progress(fn: Callable, items: Sequence, workers: int, desc: str) ->
     """[fn(item) for item in items] with a progress bar, in a process pool when workers > 1."""
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
         results = pool.map(fn, items) if pool is not None else map(fn, items)
-        return list(tqdm(results, total=len(items), desc=desc, unit="video"))
+        return list(tqdm(results, total=len(items), desc=desc, unit="video", disable=None))
 
 
 def _write_text(path: str, text: str) -> None:
@@ -154,6 +179,7 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     if spaced:  # list files are whitespace separated
         raise ReleaseError(f"{len(spaced)} file names contain whitespace, which list files cannot hold:\n  " +
                            "\n  ".join(head(spaced)) + "\nRename them (e.g. spaces to underscores) and rerun.")
+    require_writable(dataset_dir)
     os.makedirs(dataset_dir, exist_ok=True)
     _write_text(osp.join(dataset_dir, CLASSES_FILE), "".join(f"{name}\n" for name in classnames))
     changed = []
