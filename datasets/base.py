@@ -161,7 +161,15 @@ def write_text_atomic(path: str, text: str) -> None:
 
 
 def current_umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    """The process umask, read without changing it where Linux shows it (setting it races other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere, reading the umask means setting it; put it straight back
     os.umask(mask)
     return mask
 
