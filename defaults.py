@@ -40,7 +40,7 @@ def extend_cfg(cfg: CN) -> None:
     cfg.INPUT.TEST_SCALE_SIZE = -1  # test: resize the shorter side to this, then centre-crop SIZE (-1: SIZE*256/224)
 
     # ------------------------------------------------------------------ video datasets (datasets/)
-    cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified (paper: 30%)
+    cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified by group (paper: 30%)
     cfg.DATASET.SPLIT_SEED = 1  # seed of that split; fixed so that every method and seed shares one split
     cfg.DATASET.SKIP_CORRUPT = False  # True: an unreadable clip is replaced by the next readable one and logged
     # Real benchmarks: "" reads the videos; a template (e.g. img_{:05d}.jpg) reads the frame folders under frames/

@@ -18,6 +18,7 @@ to ask and what to put where. The synthetic benchmark needs nothing: it is gener
 """
 import argparse
 import hashlib
+import http.client
 import os
 import os.path as osp
 import shutil
@@ -140,7 +141,7 @@ def fetch(url: str, dest: str, context: Optional[ssl.SSLContext] = None) -> int:
                                    "with --no-check-certificate to download it anyway.") from None
             error = e
             continue
-        except OSError as e:  # connection reset, timeout, truncated body: try again from where it stopped
+        except (OSError, http.client.HTTPException) as e:  # reset, timeout, truncated body: resume from there
             error = e
             continue
         size = osp.getsize(part)
