@@ -111,7 +111,7 @@ def missing_release_report(dataset_dir: str, domain: str) -> str:
                 f"{len(ucf_hmdb.HMDB_FOLDERS)} class .rar files found in {osp.join(dataset_dir, folder)}).\n"
                 f"Fix: mkdir -p {dataset_dir}/hmdb51 && for f in {osp.join(dataset_dir, folder)}/*.rar; do "
                 f'unrar x -o+ "$f" {dataset_dir}/hmdb51/; done   (or 7z x / bsdtar -xf)')
-    tried = ", ".join((release,) + ALTERNATIVE_FOLDERS[domain])
+    tried = ", ".join(ALTERNATIVE_FOLDERS[domain])
     return (f'{name} ({domain} domain) not found: "{osp.join(dataset_dir, release)}" is not a folder (also tried '
             f"{tried}).\nFix: download and extract it there:\n  {command.format(dir=dataset_dir)}\n"
             f"or pass --{name.lower()} <folder where it is extracted>, or run `python tools/download.py ucf_hmdb "
