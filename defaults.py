@@ -1,36 +1,40 @@
-"""The project's config keys, added to Dassl's defaults before any YAML is merged (CoOp's extend_cfg).
+"""The project's config: its keys, added to Dassl's defaults before any YAML is merged (CoOp's extend_cfg),
+and config files with `_BASE_` inheritance.
 
-One key per line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the
-default follows the paper and the comment names the official setting.
+This file holds the keys every video run shares (input pipeline, frame encoders, training extras). A
+component (trainer, head, backbone, dataset) declares its own keys next to its code:
+
+    from defaults import CN, config_defaults
+
+    @config_defaults
+    def _my_method_defaults(cfg):
+        cfg.TRAINER.MYMETHOD = CN()
+        cfg.TRAINER.MYMETHOD.WEIGHT = 1.0  # what it does
+
+`extend_cfg` registers every component (components.register_all) and then runs each declaration. One key per
+line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the default
+follows the paper and the comment names the official setting.
 """
+import os.path as osp
+from typing import Callable, List
+
+import yaml
 from yacs.config import CfgNode as CN
 
+ConfigDefaults = Callable[[CN], None]
+_COMPONENT_DEFAULTS: List[ConfigDefaults] = []
+BASE_KEY = "_BASE_"
 
-def _ada_node(levels: str) -> CN:
-    """Settings of the video ADA procedure (Algorithm 1); shared by the APN and VideoADA trainers."""
-    node = CN()
-    # Pyramid features that generate adversarial examples, joined by '+': II, III, global, last_hidden.
-    # II+III = ADA* (the paper's APN + ADA*), last_hidden = ADA (for APN identical to III), none = ERM only.
-    node.LEVELS = levels
-    node.T_MAX = 5  # maximisation steps per minibatch (paper: 5)
-    node.ETA = 1.0  # ascent step size on the input (paper: 1)
-    node.GAMMA = 0.01  # weight of the transport cost c (paper: one model per 0.001, 0.01, 0.1, 1)
-    # sequential: Algorithm 1 (a theta step on the source batch, then one per adversarial batch: 3 steps);
-    # joint: official code (one theta step on source + all adversarial batches concatenated).
-    node.UPDATE = "sequential"
-    # Model mode during the maximisation. eval (default): no dropout, BN uses running statistics, so the
-    # ascent follows one deterministic loss surface and adversarial inputs never touch BN statistics; the
-    # reference R0 is then read, in the same mode, from the first ascent pass (where X^II = X^III = X).
-    # train: official code (dropout and BN batch statistics active); R0 comes from line 4's forward pass.
-    node.MAX_MODE = "eval"
-    node.BATCH_CHAINS = True  # run the level chains of one ascent step as one batched forward/backward
-    # sum: each clip ascends its own objective, as Eq. 4-5 define it per data point (paper);
-    # mean: the gradient of the batch-mean objective, i.e. a step of eta / batch size per clip (official code).
-    node.ASCENT_REDUCTION = "sum"
-    return node
+
+def config_defaults(declare: ConfigDefaults) -> ConfigDefaults:
+    """Decorator: run `declare(cfg)` in every extend_cfg, after the shared keys. Returns `declare` unchanged."""
+    if declare not in _COMPONENT_DEFAULTS:
+        _COMPONENT_DEFAULTS.append(declare)
+    return declare
 
 
 def extend_cfg(cfg: CN) -> None:
+    """Add the project's keys to Dassl's defaults: the shared ones below, then each component's own."""
     # ------------------------------------------------------------------ video input pipeline (video/)
     cfg.INPUT.NUM_SEGMENTS = 5  # M: a clip is M segments, one frame each (paper: 5 UCF-HMDB/SSv2, 3 PKU/NTU)
     # Train: TSN multi-scale crop; side = scale * shorter side for scales drawn from this list, then resize to SIZE.
@@ -50,12 +54,6 @@ def extend_cfg(cfg: CN) -> None:
     cfg.DATASET.SKIP_CORRUPT = False  # True: an unreadable clip is replaced by the next readable one and logged
     # Real benchmarks: "" reads the videos; a template (e.g. img_{:05d}.jpg) reads the frame folders under frames/
     cfg.DATASET.FRAME_TMPL = ""
-    cfg.DATASET.SYNTHETIC = CN()  # the embedded benchmark (datasets/synthetic), generated on first use
-    cfg.DATASET.SYNTHETIC.SEED = 0  # generator seed: same seed, same videos
-    cfg.DATASET.SYNTHETIC.VIDEOS_PER_CLASS = 60  # per domain and class
-    cfg.DATASET.SYNTHETIC.NUM_FRAMES = 24  # frames per video
-    cfg.DATASET.SYNTHETIC.FRAME_SIZE = 32  # frame height = width, pixels
-    cfg.DATASET.SYNTHETIC.FORMAT = "video"  # video (mp4 files) or frames (folders of PNG frames)
 
     # ------------------------------------------------------------------ models (models/)
     cfg.MODEL.BACKBONE.WEIGHTS = ""  # local weights file for the frame encoder's CNN (instead of downloading)
@@ -63,20 +61,52 @@ def extend_cfg(cfg: CN) -> None:
     cfg.MODEL.BACKBONE.DROPOUT = 0.8  # dropout on frame features (paper: 0.8)
     cfg.MODEL.BACKBONE.DROPOUT_BEFORE_FC = False  # paper: FC then Dropout; official code: Dropout then FC
     cfg.MODEL.BACKBONE.PARTIAL_BN = False  # freeze every BatchNorm but the first (TSN/TRN; official APN code: on)
-    cfg.MODEL.PYRAMID = CN()  # the relational feature pyramid head (apn_pyramid)
-    cfg.MODEL.PYRAMID.NUM_HEADS = 4  # attention heads (official code: 4)
-    cfg.MODEL.PYRAMID.DROPOUT = 0.3  # attention-block dropout (official code: 0.3)
-    cfg.MODEL.PYRAMID.FF_MULT = 4  # feed-forward width = FF_MULT * D (official code: 4)
-    cfg.MODEL.PYRAMID.SNIPPETS = "consecutive"  # paper: m consecutive segments; official: combinations
-    cfg.MODEL.PYRAMID.SHARE_BLOCKS = False  # paper: one block per pyramid position; official: one shared block
-    cfg.MODEL.PYRAMID.KEY_FEEDFORWARD = False  # official code: a second feed-forward layer after the key self-attention
-    cfg.MODEL.PYRAMID.CLASSIFIER_RELU = False  # official code: h = ReLU then Linear; paper: one Linear layer
 
     # ------------------------------------------------------------------ training extras (all video trainers)
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
     cfg.TRAIN.BF16 = False  # bf16 autocast for forward passes (a speed-up on CUDA; slower on most CPUs)
     cfg.TRAIN.CHANNELS_LAST = False  # channels_last memory format for the frame encoder's CNN (CUDA speed-up)
 
-    # ------------------------------------------------------------------ trainers
-    cfg.TRAINER.APN = _ada_node("II+III")  # APN + ADA* by default
-    cfg.TRAINER.VIDEOADA = _ada_node("last_hidden")  # ADA for any backbone + head
+    # ------------------------------------------------------------------ each component's own keys
+    import components  # here, not at the top: components import this module for `config_defaults`
+
+    components.register_all()
+    for declare in _COMPONENT_DEFAULTS:
+        declare(cfg)
+
+
+def _deep_update(base: dict, override: dict) -> dict:
+    """base with override's values; nested dicts are merged key by key, everything else replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path: str, _seen: tuple = ()) -> dict:
+    """A config file as a nested dict, with its `_BASE_` files (a path or a list of paths, relative to the
+    file) merged first; later files win. The result holds no `_BASE_` key."""
+    path = osp.abspath(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file not found: "{path}"' +
+                                (f' (named by _BASE_ in "{_seen[-1]}")' if _seen else ""))
+    if path in _seen:
+        raise ValueError(f'Config file "{path}" inherits from itself through _BASE_: ' + " -> ".join(_seen))
+    with open(path) as f:
+        own = yaml.safe_load(f) or {}
+    if not isinstance(own, dict):
+        raise ValueError(f'Config file "{path}" must hold KEY: value pairs, not {type(own).__name__}')
+    bases = own.pop(BASE_KEY, [])
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged = _deep_update(merged, read_config_file(osp.join(osp.dirname(path), base), _seen + (path,)))
+    return _deep_update(merged, own)
+
+
+def merge_config_file(cfg: CN, path: str) -> None:
+    """cfg.merge_from_file for files that may use `_BASE_`; unknown keys and wrong types are refused as by
+    yacs (the error names the key)."""
+    cfg.merge_from_other_cfg(CN(read_config_file(path)))

@@ -18,8 +18,6 @@ from defaults import extend_cfg
 from framework import build_trainer, get_cfg_default, setup_logger
 from trainers.results import Predictions, collect_predictions, print_and_save, split_rows
 
-import train  # noqa: F401,E402  (registers datasets, models and trainers)
-
 
 def softmax_average(probs: List[np.ndarray]) -> np.ndarray:
     return np.mean(probs, axis=0)
@@ -37,7 +35,7 @@ def load_run_config(model_dir: str, root: str, output_dir: str):
     if not osp.isfile(path):
         raise FileNotFoundError(f'No config.yaml in "{model_dir}": pass the OUTPUT_DIR of a train.py run')
     cfg = get_cfg_default()
-    extend_cfg(cfg)
+    extend_cfg(cfg)  # also registers every dataset, model and trainer
     cfg.merge_from_file(path)
     if root:
         cfg.DATASET.ROOT = root

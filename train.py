@@ -4,33 +4,18 @@
         --dataset-config-file configs/datasets/synthetic_dg.yaml --config-file configs/trainers/APN/smallcnn_cpu.yaml \
         --output-dir output/synthetic/APN/seed1 --seed 1 [KEY VALUE ...]
 
-Config order: Dassl defaults, extend_cfg (defaults.py), dataset YAML, trainer YAML, flags, trailing KEY VALUE
-pairs; later wins. Two deliberate differences from Dassl 0.6.3's script: `--seed` overrides SEED only when
+Config order: Dassl defaults, extend_cfg (defaults.py and each component's own keys), dataset YAML, trainer
+YAML (each with its `_BASE_` files first), flags, trailing KEY VALUE pairs; later wins. The merged config is
+saved as OUTPUT_DIR/config.yaml; the log shows only the keys that differ from the defaults. Two deliberate differences from Dassl 0.6.3's script: `--seed` overrides SEED only when
 given (Dassl's default of -1 silently overwrote a SEED from YAML, and ignored --seed 0), and the trainer
 node kept by clean_cfg is the one of TRAINER.NAME wherever it was set (Dassl used only the --trainer flag).
 """
 import argparse
 import os.path as osp
+from typing import Iterator, Tuple
 
-import torch
-
-from defaults import extend_cfg
-from framework import (ENGINE, build_trainer, clean_cfg, collect_env_info, get_cfg_default, mkdir_if_missing,
-                       set_random_seed, setup_logger)
-
-# Importing a module registers its datasets, models and trainers.
-import datasets.ntu_rgbd  # noqa: F401,E402
-import datasets.pku_mmd  # noqa: F401,E402
-import datasets.something_something  # noqa: F401,E402
-import datasets.synthetic_dg  # noqa: F401,E402
-import datasets.ucf_hmdb  # noqa: F401,E402
-import models.backbones.frame_encoders  # noqa: F401,E402
-import models.heads.apn_pyramid  # noqa: F401,E402
-import models.heads.tsn  # noqa: F401,E402
-import trainers.ada  # noqa: F401,E402
-import trainers.apn  # noqa: F401,E402
-import trainers.dassl_dg  # noqa: F401,E402
-import trainers.vanilla  # noqa: F401,E402
+# torch, Dassl and the components are imported inside the functions that need them, so that `--help`
+# answers at once.
 
 
 def reset_cfg(cfg, args) -> None:
@@ -56,14 +41,24 @@ def reset_cfg(cfg, args) -> None:
         cfg.MODEL.HEAD.NAME = args.head
 
 
-def setup_cfg(args):
+def default_cfg():
+    """Dassl's defaults plus the project's keys (registers every component on the way)."""
+    from defaults import extend_cfg
+    from framework import get_cfg_default
+
     cfg = get_cfg_default()
     extend_cfg(cfg)
+    return cfg
+
+
+def setup_cfg(args):
+    from defaults import merge_config_file
+    from framework import clean_cfg
+
+    cfg = default_cfg()
     for path in (args.dataset_config_file, args.config_file):
         if path:
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'Config file not found: "{path}"')
-            cfg.merge_from_file(path)
+            merge_config_file(cfg, path)
     reset_cfg(cfg, args)
     cfg.merge_from_list(args.opts)
     clean_cfg(cfg, cfg.TRAINER.NAME)
@@ -71,19 +66,31 @@ def setup_cfg(args):
     return cfg
 
 
+def changed_keys(cfg, reference, prefix: str = "") -> Iterator[Tuple[str, object]]:
+    """(KEY.PATH, value) for every leaf of cfg that is new or differs from reference."""
+    for key, value in cfg.items():
+        path = prefix + key
+        if isinstance(value, dict):
+            yield from changed_keys(value, reference.get(key, {}) if isinstance(reference, dict) else {},
+                                    path + ".")
+        elif not isinstance(reference, dict) or key not in reference or reference[key] != value:
+            yield path, value
+
+
 def print_args(args, cfg) -> None:
-    print("***************")
     print("** Arguments **")
-    print("***************")
     for key in sorted(vars(args)):
         print(f"{key}: {getattr(args, key)}")
-    print("************")
-    print("** Config **")
-    print("************")
-    print(cfg)
+    print("** Config: the keys that differ from the defaults (all keys: OUTPUT_DIR/config.yaml) **")
+    for path, value in changed_keys(cfg, default_cfg()):
+        print(f"{path}: {value}")
 
 
 def main(args) -> None:
+    import torch
+
+    from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
+
     cfg = setup_cfg(args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
@@ -108,8 +115,19 @@ def main(args) -> None:
         trainer.train()
 
 
+def components_epilog() -> str:
+    from components import list_components
+
+    lines = ["registered components (one file each; a new file under trainers/, models/ or datasets/ joins "
+             "these lists by itself):"]
+    for kind, names in list_components().items():
+        lines.append(f"  {kind + ':':11s} " + ", ".join(names))
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=components_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=str, default="", help="path to the datasets (DATASET.ROOT)")
     parser.add_argument("--output-dir", type=str, default="", help="output directory (OUTPUT_DIR)")
     parser.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from (RESUME)")

@@ -8,12 +8,23 @@ is this dataset's `dataset_dir`, so the saved source train/val splits belong to 
 import os.path as osp
 from typing import List
 
+from defaults import CN, config_defaults
 from framework import DATASET_REGISTRY
 from video.datum import VideoDatum
 from video.listfile import parse_list_file
 
 from .base import VideoDGDataset
 from .synthetic_videos import DOMAINS, FRAME_TMPL, GeneratorParams, ensure_dataset
+
+
+@config_defaults
+def _synthetic_defaults(cfg) -> None:
+    cfg.DATASET.SYNTHETIC = CN()  # the embedded benchmark (datasets/synthetic), generated on first use
+    cfg.DATASET.SYNTHETIC.SEED = 0  # generator seed: same seed, same videos
+    cfg.DATASET.SYNTHETIC.VIDEOS_PER_CLASS = 60  # per domain and class
+    cfg.DATASET.SYNTHETIC.NUM_FRAMES = 24  # frames per video
+    cfg.DATASET.SYNTHETIC.FRAME_SIZE = 32  # frame height = width, pixels
+    cfg.DATASET.SYNTHETIC.FORMAT = "video"  # video (mp4 files) or frames (folders of PNG frames)
 
 
 def generator_params(cfg) -> GeneratorParams:

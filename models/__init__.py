@@ -1,1 +1,6 @@
-"""Models: frame encoders (Dassl backbones), temporal heads (Dassl heads), attention blocks, VideoNet."""
+"""Models: frame encoders (Dassl backbones), temporal heads (Dassl heads), attention blocks, VideoNet.
+
+Every module here is imported with the package, so a new file registers itself without editing a list."""
+from components import import_submodules
+
+import_submodules(__name__, __path__)

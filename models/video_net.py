@@ -4,27 +4,58 @@ It takes SimpleNet's constructor arguments `(cfg, model_cfg, num_classes)`, so a
 Dassl trainer builds SimpleNet. Unlike SimpleNet it always builds the head (MODEL.HEAD.NAME), because a clip's
 M frame features need a temporal model before the classifier.
 
-Besides `forward(x) -> logits (B, K)` it exposes the head's named feature levels, which is what video ADA
-needs: `features(x, levels)` returns {level: (B, F)} and `classify(feature)` applies the shared h.
+The stages are public, for trainers that work between them:
+
+    frames = net.frame_features(x)                 # (B, M, C, H, W) -> (B, M, D)
+    logits = net.logits_from_frame_features(frames)  # head, then classifier h -> (B, K)
+
+and for video ADA it exposes the head's named feature levels: `features(x, levels)` returns {level: (B, F)}
+and `classify(feature)` applies the shared h.
+
+What a backbone or head factory receives: the common keywords below, plus, if the factory is decorated with
+`@reads_config("NODE")`, every key of `cfg.MODEL.NODE` as a lower-case keyword (e.g. MODEL.PYRAMID.NUM_HEADS
+-> num_heads). So a new model declares its keys in its own file and needs no change here.
 """
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
 
-from framework import build_backbone, build_head
+from framework import BACKBONE_REGISTRY, HEAD_REGISTRY, build_backbone, build_head
+
+Factory = TypeVar("Factory", bound=Callable)
+
+
+def reads_config(node: str) -> Callable[[Factory], Factory]:
+    """Decorator for a backbone/head factory: pass it the keys of cfg.MODEL.<node> as keywords."""
+    def mark(factory: Factory) -> Factory:
+        factory.config_node = node
+        return factory
+    return mark
+
+
+def _node_options(cfg, registry, name: str) -> dict:
+    node = getattr(registry.get(name), "config_node", None)
+    if node is None:
+        return {}
+    if node not in cfg.MODEL:
+        raise KeyError(f"{name} reads cfg.MODEL.{node}, which is not in the config: the file that registers "
+                       f"{name} must declare it with @config_defaults")
+    return {key.lower(): value for key, value in cfg.MODEL[node].items()}
 
 
 def backbone_kwargs(cfg) -> dict:
+    """Every frame encoder gets the MODEL.BACKBONE basics and M, plus its own node's keys."""
     b = cfg.MODEL.BACKBONE
     return dict(pretrained=b.PRETRAINED, feature_dim=b.FEATURE_DIM, dropout=b.DROPOUT,
-                dropout_before_fc=b.DROPOUT_BEFORE_FC, partial_bn=b.PARTIAL_BN, weights=b.WEIGHTS)
+                dropout_before_fc=b.DROPOUT_BEFORE_FC, partial_bn=b.PARTIAL_BN, weights=b.WEIGHTS,
+                num_segments=cfg.INPUT.NUM_SEGMENTS, **_node_options(cfg, BACKBONE_REGISTRY, b.NAME))
 
 
 def head_kwargs(cfg, in_features: int) -> dict:
-    """Every head gets the width and M; the pyramid settings (MODEL.PYRAMID) as lower-case keywords."""
-    kwargs = {key.lower(): value for key, value in cfg.MODEL.PYRAMID.items()}
-    return dict(in_features=in_features, num_segments=cfg.INPUT.NUM_SEGMENTS, **kwargs)
+    """Every head gets the frame-feature width and M, plus its own node's keys."""
+    return dict(in_features=in_features, num_segments=cfg.INPUT.NUM_SEGMENTS,
+                **_node_options(cfg, HEAD_REGISTRY, cfg.MODEL.HEAD.NAME))
 
 
 class VideoNet(nn.Module):
@@ -40,7 +71,7 @@ class VideoNet(nn.Module):
         fdim = self.head.out_features
         linear = nn.Linear(fdim, num_classes)
         # The official APN code puts a ReLU in front of h (MODEL.PYRAMID.CLASSIFIER_RELU).
-        self.classifier = nn.Sequential(nn.ReLU(), linear) if self.head.classifier_relu else linear
+        self.classifier = nn.Sequential(nn.ReLU(), linear) if getattr(self.head, "classifier_relu", False) else linear
         self._fdim = fdim
 
     @property
@@ -51,9 +82,19 @@ class VideoNet(nn.Module):
     def levels(self) -> List[str]:
         return self.head.levels
 
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips (B, M, C, H, W) -> frame features (B, M, D) from the frame encoder."""
+        return self.backbone(x)
+
+    def logits_from_frame_features(self, frame_features: torch.Tensor, return_feature: bool = False):
+        """Frame features (B, M, D) -> logits (B, K) through the head and the classifier h."""
+        f = self.head(frame_features)
+        y = self.classifier(f)
+        return (y, f) if return_feature else y
+
     def features(self, x: torch.Tensor, levels: Sequence[str]) -> Dict[str, torch.Tensor]:
         """The requested feature levels of clips x, each (B, fdim)."""
-        all_levels = self.head.forward_levels(self.backbone(x))
+        all_levels = self.head.forward_levels(self.frame_features(x))
         missing = [lvl for lvl in levels if lvl not in all_levels]
         if missing:
             raise KeyError(f"Head {type(self.head).__name__} has no feature level {missing}; it has {self.levels}")
@@ -63,6 +104,4 @@ class VideoNet(nn.Module):
         return self.classifier(feature)
 
     def forward(self, x: torch.Tensor, return_feature: bool = False):
-        f = self.head(self.backbone(x))
-        y = self.classifier(f)
-        return (y, f) if return_feature else y
+        return self.logits_from_frame_features(self.frame_features(x), return_feature)

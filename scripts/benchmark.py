@@ -18,7 +18,7 @@ import torch
 from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import train  # noqa: E402  (registers datasets, models and trainers)
+import train  # noqa: E402  (the command line and config assembly of a run)
 from framework import build_trainer  # noqa: E402
 
 PRESETS = {

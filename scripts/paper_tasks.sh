@@ -1,47 +1,80 @@
 #!/usr/bin/env bash
-# The paper's tasks on one real benchmark: every source domain -> the other domain(s), seeds 1-3, then
-# mean +- std per task. Tables 1 (ucf_hmdb), 3 (ssv2_dg), 4 (pku_mmd) and 5 (ntu_rgbd).
-#   bash scripts/paper_tasks.sh DATA_ROOT BENCHMARK [TRAINER=APN] [CONFIG=r50_paper] [SEEDS="1 2 3"] [KEY VALUE ...]
-# KEY VALUE pairs go to every run but not into the output path: give other settings their own CONFIG file.
-# e.g. bash scripts/paper_tasks.sh data pku_mmd APN r50_paper
-# The benchmark must be prepared (DATASETS.md); CONFIG names configs/trainers/TRAINER/CONFIG.yaml. Output:
-# output/BENCHMARK/SOURCE/TRAINER/CONFIG/seedN. Run from the repository root. A finished run (results.json
-# present) is skipped; an unfinished one resumes.
+# A grid: every task of a benchmark x every method given x seeds, then mean +- std per method and task.
+#   bash scripts/paper_tasks.sh [--root DATA] [--setting SETTING] [--seeds "1 2 3"] [--out DIR] BENCHMARK METHOD... [-- KEY VALUE ...]
+# BENCHMARK: synthetic_dg (studio -> the other three), ucf_hmdb (Table 1), ssv2_dg (Table 3), pku_mmd (Table 4),
+#   ntu_rgbd (Table 5), or BENCHMARK:lodo for leave-one-domain-out (each domain once the target, the rest sources).
+# METHOD: TRAINER, or NAME=TRAINER,KEY=VALUE,... (the keys go to that method only), e.g.
+#   APN   APN_noADA=APN,TRAINER.APN.LEVELS=none   TSN=VideoVanilla   TSN_ADA=VideoADA,MODEL.HEAD.NAME=tsn
+# SETTING names configs/trainers/TRAINER/SETTING.yaml (default smallcnn_cpu for synthetic_dg, else r50_paper).
+# KEY VALUE pairs after `--` go to every run. Output: DIR/BENCHMARK/SOURCE/NAME/SETTING/seedN (DIR=output).
+# A finished run (results.json present) is skipped; an unfinished one resumes. Run from the repository root.
+# e.g. bash scripts/paper_tasks.sh --root data ucf_hmdb TSN=VideoVanilla APN
+#      bash scripts/paper_tasks.sh synthetic_dg TSN=VideoVanilla TSN_ADA=VideoADA APN
 set -euo pipefail
-if [ $# -lt 2 ]; then
-    sed -n '2,9p' "$0"
-    exit 2
-fi
-ROOT=$1 BENCHMARK=$2
-TRAINER=${3:-APN}
-CONFIG=${4:-r50_paper}
-SEEDS=${5:-"1 2 3"}
-shift $(( $# < 5 ? $# : 5 ))
+usage() { sed -n '2,13p' "$0"; exit 2; }
+ROOT=data SETTING="" SEEDS="1 2 3" OUT=output
+while [ $# -gt 0 ]; do
+    case $1 in
+        --root) ROOT=$2; shift 2 ;;
+        --setting) SETTING=$2; shift 2 ;;
+        --seeds) SEEDS=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        -h|--help) usage ;;
+        -*) echo "Unknown option $1" >&2; usage ;;
+        *) break ;;
+    esac
+done
+[ $# -ge 2 ] || usage
+BENCHMARK=${1%%:*}
+PROTOCOL=$( [[ $1 == *:lodo ]] && echo lodo || echo paper )
+shift
+METHODS=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do METHODS+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ -n "$SETTING" ] || SETTING=$( [ "$BENCHMARK" = synthetic_dg ] && echo smallcnn_cpu || echo r50_paper )
 
-case $BENCHMARK in  # SOURCE:TARGETS, as in the paper's tables
-    ucf_hmdb) TASKS=("ucf:hmdb" "hmdb:ucf") ;;
-    ssv2_dg) TASKS=("doing:pretending" "pretending:doing") ;;
-    pku_mmd) TASKS=("left:middle right" "middle:left right" "right:left middle") ;;
-    ntu_rgbd) TASKS=("camera1:camera2 camera3" "camera2:camera1 camera3" "camera3:camera1 camera2") ;;
-    *) echo "Unknown benchmark '$BENCHMARK': use ucf_hmdb, ssv2_dg, pku_mmd or ntu_rgbd" >&2; exit 2 ;;
+case $BENCHMARK in  # the paper's SOURCE:TARGETS tasks, and every domain of the benchmark
+    synthetic_dg) TASKS=("studio:street sketch glimpse"); DOMAINS="studio street sketch glimpse" ;;
+    ucf_hmdb) TASKS=("ucf:hmdb" "hmdb:ucf"); DOMAINS="ucf hmdb" ;;
+    ssv2_dg) TASKS=("doing:pretending" "pretending:doing"); DOMAINS="doing pretending" ;;
+    pku_mmd) TASKS=("left:middle right" "middle:left right" "right:left middle"); DOMAINS="left middle right" ;;
+    ntu_rgbd) TASKS=("camera1:camera2 camera3" "camera2:camera1 camera3" "camera3:camera1 camera2")
+              DOMAINS="camera1 camera2 camera3" ;;
+    *) echo "Unknown benchmark '$BENCHMARK': use synthetic_dg, ucf_hmdb, ssv2_dg, pku_mmd or ntu_rgbd" >&2; exit 2 ;;
 esac
+if [ "$PROTOCOL" = lodo ]; then  # SOURCES:TARGET, sources joined by '+' in the output path
+    TASKS=()
+    for target in $DOMAINS; do
+        TASKS+=("$(echo "$DOMAINS" | tr ' ' '\n' | grep -vx "$target" | paste -sd' '):$target")
+    done
+fi
 
 for task in "${TASKS[@]}"; do
-    source=${task%%:*}
+    sources=${task%%:*}
     targets=${task#*:}
-    out=output/$BENCHMARK/$source/$TRAINER/$CONFIG
-    for seed in $SEEDS; do
-        dir=$out/seed$seed
-        if [ -f "$dir/results.json" ]; then
-            echo "Skip $dir: already finished"
-            continue
-        fi
-        # shellcheck disable=SC2086  # targets is a space-separated list of domains
-        python train.py --root "$ROOT" --seed "$seed" --trainer "$TRAINER" \
-            --dataset-config-file "configs/datasets/$BENCHMARK.yaml" \
-            --config-file "configs/trainers/$TRAINER/$CONFIG.yaml" \
-            --source-domains "$source" --target-domains $targets --output-dir "$dir" "$@"
+    for method in "${METHODS[@]}"; do
+        IFS=, read -r -a parts <<< "$method"
+        head=${parts[0]}
+        name=${head%%=*}
+        trainer=${head#*=}
+        overrides=()
+        for kv in "${parts[@]:1}"; do overrides+=("${kv%%=*}" "${kv#*=}"); done
+        config=configs/trainers/$trainer/$SETTING.yaml
+        [ -f "$config" ] || { echo "No $config: write it (a _BASE_ line and what differs) or pick --setting" >&2; exit 2; }
+        out=$OUT/$BENCHMARK/${sources// /+}/$name/$SETTING
+        for seed in $SEEDS; do
+            dir=$out/seed$seed
+            if [ -f "$dir/results.json" ]; then
+                echo "Skip $dir: already finished"
+                continue
+            fi
+            # shellcheck disable=SC2086  # sources and targets are space-separated lists of domains
+            python train.py --root "$ROOT" --seed "$seed" --trainer "$trainer" \
+                --dataset-config-file "configs/datasets/$BENCHMARK.yaml" --config-file "$config" \
+                --source-domains $sources --target-domains $targets --output-dir "$dir" \
+                ${overrides[@]+"${overrides[@]}"} "$@"
+        done
+        echo "== $BENCHMARK: $sources -> $targets ($name: $trainer, $SETTING)"
+        python parse_test_res.py "$out"
     done
-    echo "== $BENCHMARK: $source -> $targets ($TRAINER, $CONFIG)"
-    python parse_test_res.py "$out"
 done

@@ -18,10 +18,40 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from defaults import CN, config_defaults
 from framework import TRAINER_REGISTRY, TrainerX
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 LEVEL_CHOICES = ("II", "III", "global", "last_hidden")
+
+
+def ada_node(levels: str) -> CN:
+    """Settings of the video ADA procedure (Algorithm 1); shared by the APN and VideoADA trainers."""
+    node = CN()
+    # Pyramid features that generate adversarial examples, joined by '+': II, III, global, last_hidden.
+    # II+III = ADA* (the paper's APN + ADA*), last_hidden = ADA (for APN identical to III), none = ERM only.
+    node.LEVELS = levels
+    node.T_MAX = 5  # maximisation steps per minibatch (paper: 5)
+    node.ETA = 1.0  # ascent step size on the input (paper: 1)
+    node.GAMMA = 0.01  # weight of the transport cost c (paper: one model per 0.001, 0.01, 0.1, 1)
+    # sequential: Algorithm 1 (a theta step on the source batch, then one per adversarial batch: 3 steps);
+    # joint: official code (one theta step on source + all adversarial batches concatenated).
+    node.UPDATE = "sequential"
+    # Model mode during the maximisation. eval (default): no dropout, BN uses running statistics, so the
+    # ascent follows one deterministic loss surface and adversarial inputs never touch BN statistics; the
+    # reference R0 is then read, in the same mode, from the first ascent pass (where X^II = X^III = X).
+    # train: official code (dropout and BN batch statistics active); R0 comes from line 4's forward pass.
+    node.MAX_MODE = "eval"
+    node.BATCH_CHAINS = True  # run the level chains of one ascent step as one batched forward/backward
+    # sum: each clip ascends its own objective, as Eq. 4-5 define it per data point (paper);
+    # mean: the gradient of the batch-mean objective, i.e. a step of eta / batch size per clip (official code).
+    node.ASCENT_REDUCTION = "sum"
+    return node
+
+
+@config_defaults
+def _apn_defaults(cfg) -> None:
+    cfg.TRAINER.APN = ada_node("II+III")  # APN + ADA* by default
 
 
 def parse_levels(spec: str) -> List[str]:

@@ -1,1 +1,6 @@
-"""Frame encoders: (B, M, C, H, W) clips -> (B, M, D) frame features."""
+"""Frame encoders: (B, M, C, H, W) clips -> (B, M, D) frame features.
+
+Every module here is imported with the package, so a new file registers itself without editing a list."""
+from components import import_submodules
+
+import_submodules(__name__, __path__)

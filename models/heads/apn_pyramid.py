@@ -20,10 +20,24 @@ from typing import Dict, List, NamedTuple
 import torch
 import torch.nn as nn
 
+from defaults import CN, config_defaults
 from framework import HEAD_REGISTRY
 from models.attention import AttentionBlock
+from models.video_net import reads_config
 
 SNIPPET_MODES = ("consecutive", "combinations")
+
+
+@config_defaults
+def _pyramid_defaults(cfg) -> None:
+    cfg.MODEL.PYRAMID = CN()  # the relational feature pyramid head (apn_pyramid)
+    cfg.MODEL.PYRAMID.NUM_HEADS = 4  # attention heads (official code: 4)
+    cfg.MODEL.PYRAMID.DROPOUT = 0.3  # attention-block dropout (official code: 0.3)
+    cfg.MODEL.PYRAMID.FF_MULT = 4  # feed-forward width = FF_MULT * D (official code: 4)
+    cfg.MODEL.PYRAMID.SNIPPETS = "consecutive"  # paper: m consecutive segments; official: combinations
+    cfg.MODEL.PYRAMID.SHARE_BLOCKS = False  # paper: one block per pyramid position; official: one shared block
+    cfg.MODEL.PYRAMID.KEY_FEEDFORWARD = False  # official code: a second feed-forward layer after the key self-attention
+    cfg.MODEL.PYRAMID.CLASSIFIER_RELU = False  # official code: h = ReLU then Linear; paper: one Linear layer
 
 
 class Pyramid(NamedTuple):
@@ -102,6 +116,7 @@ class RelationalFeaturePyramid(nn.Module):
 
 
 @HEAD_REGISTRY.register()
+@reads_config("PYRAMID")
 def apn_pyramid(in_features: int = 256, num_segments: int = 5, num_heads: int = 4, dropout: float = 0.3,
                 ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
                 key_feedforward: bool = False, classifier_relu: bool = False, **kwargs) -> RelationalFeaturePyramid:
