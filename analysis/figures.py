@@ -15,6 +15,7 @@ import glob
 import os
 import os.path as osp
 import re
+import sys
 import traceback
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -249,13 +250,21 @@ def class_names_of(trainer, num_classes: int) -> List[str]:
     return [str(names.get(c, c)) for c in range(num_classes)]
 
 
-def load_clip_frames(loader, index: int) -> np.ndarray:
+def load_clip_frames(loader, index: int, cfg) -> np.ndarray:
     """The frames the model saw for item `index` of an evaluation loader (centre frame of each segment)."""
     from video.readers import read_sampled_frames
     from video.sampling import sample_segment_indices
     dataset = loader.dataset
+    backend = cfg.DATASET.get("VIDEO_BACKEND", "auto")
     return read_sampled_frames(dataset.data_source[index],
-                               lambda n: sample_segment_indices(n, dataset.num_segments, train=False))
+                               lambda n: sample_segment_indices(n, dataset.num_segments, train=False), backend)
+
+
+def check_aligned(preds, loader, what: str) -> None:
+    """Prediction i must be item i of the loader's dataset (evaluation loaders are sequential); clips left out
+    as unreadable (SKIP_CORRUPT) break that correspondence."""
+    if len(getattr(preds, "skipped", ())) or len(preds.labels) != len(loader.dataset):
+        raise RuntimeError(f"{what}: unreadable clips were left out, so predictions no longer match clip files")
 
 
 def draw_run_figures(trainer, test, val=None) -> List[str]:
@@ -288,17 +297,21 @@ def draw_run_figures(trainer, test, val=None) -> List[str]:
 
     def showcase():
         clips = []
+        check_aligned(test, trainer.test_loader, "target test set")
         if val is not None and trainer.val_loader is not None and len(val.labels):
+            check_aligned(val, trainer.val_loader, "source validation split")
             i = pick_showcase(val.labels, val.probs.argmax(1), np.zeros_like(val.labels), 1, per_domain=1)[0]
-            clips.append(ShowcaseClip(load_clip_frames(trainer.val_loader, i), val.probs[i], int(val.labels[i]),
-                                      f"source {sources[0]}: {short(names[val.labels[i]])}"))
+            clips.append(ShowcaseClip(load_clip_frames(trainer.val_loader, i, cfg), val.probs[i],
+                                      int(val.labels[i]), f"source {sources[0]}: {short(names[val.labels[i]])}"))
         for i in pick_showcase(test.labels, pred, test.domains, len(targets)):
-            clips.append(ShowcaseClip(load_clip_frames(trainer.test_loader, i), test.probs[i], int(test.labels[i]),
+            clips.append(ShowcaseClip(load_clip_frames(trainer.test_loader, i, cfg), test.probs[i],
+                                      int(test.labels[i]),
                                       f"target {targets[test.domains[i]]}: {short(names[test.labels[i]])}"))
         return plot_showcase(clips, names, osp.join(out, "showcase.png")) if clips else None
     _attempt("showcase", showcase, written)
 
     def curves():
+        sys.stdout.flush()  # the log file is the tee of stdout: write out what it still buffers
         series = parse_training_log(log_files(cfg.OUTPUT_DIR))
         if not any(k in series for k in ("acc", "lr")):
             print("Figures: no training lines in this run's log (e.g. --eval-only): no training curves")
