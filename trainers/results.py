@@ -15,6 +15,8 @@ from sklearn.metrics import f1_score
 from tabulate import tabulate
 from tqdm import tqdm
 
+from framework.distributed import gather_in_order, is_main_process
+
 
 class Predictions(NamedTuple):
     probs: np.ndarray  # (N, K) softmax probabilities
@@ -26,12 +28,14 @@ class Predictions(NamedTuple):
 def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
                         desc: str = "") -> Predictions:
     probs, labels, domains = [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False):
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not is_main_process()):
         logits = infer(batch["img"].to(device))
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
         labels.append(batch["label"])
         domains.append(batch["domain"])
-    return Predictions(torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy())
+    arrays = [torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy()]
+    # torchrun: each rank holds its DistributedSampler shard; put all clips together, each once, in list order
+    return Predictions(*gather_in_order(arrays, loader))
 
 
 def accuracy_and_f1(pred: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
