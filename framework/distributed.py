@@ -13,9 +13,9 @@ of parameters, which these trainers do not have. Averaging the gradients at each
 took, and the maximisation, which never reaches an optimiser step, stays local to each rank with no
 communication at all. Gradients go in buckets of about 25 MB, one all-reduce per bucket.
 
-Evaluation shards each split with DistributedSampler(shuffle=False): rank r gets items r, r + N, r + 2N, ...
-of the list, padded with the first items to a multiple of N. `gather_in_order` puts the ranks' outputs back
-into list order and drops the padding, so every clip is counted once.
+Evaluation shards each split without padding (EvalShard: rank r scores items r, r + N, ...) and
+`gather_shards` collects every rank's outputs, so every clip is counted once; with the items' dataset indices
+the predictions come back in the split's order.
 """
 import os
 import sys
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 _BUCKET_BYTES = 25 * 1024 * 1024
 
@@ -115,26 +115,24 @@ def broadcast_object(obj: Any) -> Any:
     return box[0]
 
 
-def gather_in_order(shard: Sequence[np.ndarray], loader) -> List[np.ndarray]:
-    """The arrays of every item of `loader`'s dataset, in dataset order, from each rank's share of them.
+def gather_shards(arrays: Sequence[np.ndarray], loader, index: Optional[np.ndarray] = None) -> List[np.ndarray]:
+    """Every rank's arrays of an evaluation loader sharded by `shard_loader`, concatenated on every rank.
 
-    `shard` holds this rank's arrays (same first dimension, in its loader's order). A loader sharded by
-    DistributedSampler(shuffle=False) gives rank r positions r, r + N, ... of the padded list; anything else
-    (a single process, an unsharded loader) is returned as it is."""
-    sampler = getattr(loader, "sampler", None)
-    if not is_distributed() or not isinstance(sampler, DistributedSampler):
-        return list(shard)
-    if sampler.shuffle:
-        raise ValueError("gather_in_order needs an evaluation loader sharded without shuffling")
-    total = len(loader.dataset)
-    per_rank = gather_objects(list(shard))
+    `arrays` share their first dimension (this rank's items). With `index` (the items' dataset indices) the
+    result is in dataset order, as a single process would give it. A loader that is not sharded, or a single
+    process, returns `arrays` unchanged."""
+    if not is_distributed() or not isinstance(getattr(loader, "sampler", None), EvalShard):
+        return list(arrays)
+    parts = gather_objects(list(arrays) + ([] if index is None else [index]))
     merged = []
-    for k in range(len(shard)):
-        parts = [rank_arrays[k] for rank_arrays in per_rank]
-        # stacking the ranks on a new axis 1 and flattening restores list order; the padding is at the end
-        stacked = np.stack(parts, axis=1)
-        merged.append(stacked.reshape((-1, ) + parts[0].shape[1:])[:total])
-    return merged
+    for k in range(len(parts[0])):
+        pieces = [rank_arrays[k] for rank_arrays in parts]
+        non_empty = [p for p in pieces if len(p)] or pieces[:1]  # a rank may have read no clip (SKIP_CORRUPT)
+        merged.append(np.concatenate(non_empty))
+    if index is None:
+        return merged
+    order = np.argsort(merged.pop(), kind="stable")
+    return [a[order] for a in merged]
 
 
 def _buckets(tensors: List[torch.Tensor]) -> Iterable[List[torch.Tensor]]:
@@ -206,17 +204,36 @@ def broadcast_module(module: nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------- data
-def shard_loader(loader: DataLoader, shuffle: bool, seed: int, train: bool) -> DataLoader:
-    """The same loader over this rank's shard (DistributedSampler), batch size per process unchanged.
+class EvalShard(Sampler):
+    """Items rank, rank + N, rank + 2N, ... of an evaluation split: every item on exactly one rank.
 
-    Training shards drop the tail that does not divide among the ranks (every rank has as many batches, no clip
-    twice in an epoch); evaluation shards pad, and `gather_in_order` drops the padding."""
-    sampler = DistributedSampler(loader.dataset, num_replicas=dist.get_world_size(), rank=dist.get_rank(),
-                                 shuffle=shuffle, seed=seed, drop_last=train)
+    DistributedSampler would pad the split to a multiple of N by repeating its first items; evaluation has no
+    collective inside its forward passes, so ranks may hold one item more or less, and nothing is counted twice."""
+
+    def __init__(self, size: int, rank: int, world_size: int):
+        self.indices = list(range(rank, size, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def shard_loader(loader: DataLoader, shuffle: bool, seed: int, train: bool) -> DataLoader:
+    """The same loader over this rank's shard, batch size per process unchanged.
+
+    Training: DistributedSampler, dropping the tail that does not divide among the ranks (every rank has as many
+    batches, so as many optimiser steps and collectives; no clip twice in an epoch). Evaluation: EvalShard."""
+    if train:
+        sampler = DistributedSampler(loader.dataset, num_replicas=dist.get_world_size(), rank=dist.get_rank(),
+                                     shuffle=shuffle, seed=seed, drop_last=True)
+    else:
+        sampler = EvalShard(len(loader.dataset), dist.get_rank(), dist.get_world_size())
     options: Dict[str, Any] = dict(batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
                                    collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
                                    drop_last=loader.drop_last, timeout=loader.timeout,
-                                   worker_init_fn=loader.worker_init_fn)
+                                   worker_init_fn=loader.worker_init_fn, generator=loader.generator)
     if loader.num_workers > 0:
         options.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers)
     return DataLoader(loader.dataset, **options)

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import os.path as osp
+import sys
 from typing import Callable, Dict, List, NamedTuple, Sequence
 
 import numpy as np
@@ -15,27 +16,42 @@ from sklearn.metrics import f1_score
 from tabulate import tabulate
 from tqdm import tqdm
 
-from framework.distributed import gather_in_order, is_main_process
+from framework.distributed import gather_shards, is_main_process
+from video.loader import drop_skipped
 
 
 class Predictions(NamedTuple):
     probs: np.ndarray  # (N, K) softmax probabilities
     labels: np.ndarray  # (N,)
     domains: np.ndarray  # (N,) position of each item's domain in its domain list
+    skipped: np.ndarray = np.zeros(0, np.int64)  # domain index of each unreadable clip left out (SKIP_CORRUPT)
 
 
 @torch.no_grad()
 def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
                         desc: str = "") -> Predictions:
-    probs, labels, domains = [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not is_main_process()):
+    probs, labels, domains, skipped, index = [], [], [], [], []
+    # a progress bar for a person at a terminal; nothing in logs and pipes (tqdm writes to stderr)
+    quiet = not (sys.stderr.isatty() and is_main_process())
+    for batch in tqdm(loader, desc=f"evaluate {desc}".strip(), leave=False, disable=quiet):
+        batch, dropped = drop_skipped(batch)  # unreadable clips are left out, never replaced
+        skipped.append(dropped)
+        if len(batch["label"]) == 0:
+            continue
         logits = infer(batch["img"].to(device))
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
-        labels.append(batch["label"])
-        domains.append(batch["domain"])
-    arrays = [torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy()]
-    # torchrun: each rank holds its DistributedSampler shard; put all clips together, each once, in list order
-    return Predictions(*gather_in_order(arrays, loader))
+        labels.append(torch.as_tensor(batch["label"]))
+        domains.append(torch.as_tensor(batch["domain"]))
+        if "index" in batch:
+            index.append(torch.as_tensor(batch["index"]))
+    arrays = [torch.cat(t).numpy() if t else np.zeros(0) for t in (probs, labels, domains)]
+    order = None if len(index) != len(probs) else torch.cat(index).numpy() if index else np.zeros(0, np.int64)
+    # torchrun: each rank scored its shard; every clip once, in the split's order, on every rank
+    arrays = gather_shards(arrays, loader, index=order)
+    skipped = gather_shards([torch.cat(skipped).numpy()], loader)[0]
+    if not len(arrays[0]):
+        raise RuntimeError(f"No clip of the {desc or 'evaluation'} split could be read; see the [skip] lines")
+    return Predictions(*arrays, skipped)
 
 
 def accuracy_and_f1(pred: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
@@ -52,19 +68,26 @@ def split_rows(split: str, domain_names: Sequence[str], preds: Predictions) -> L
     pred = preds.probs.argmax(1)
     rows = []
     for index, name in enumerate(domain_names):
-        mask = preds.domains == index
+        mask, skipped = preds.domains == index, int((preds.skipped == index).sum())
         if mask.any():
-            rows.append({"split": split, "domain": name, **accuracy_and_f1(pred[mask], preds.labels[mask])})
+            rows.append({"split": split, "domain": name, **accuracy_and_f1(pred[mask], preds.labels[mask]),
+                         "skipped": skipped})
+        elif skipped:  # every clip of the domain was unreadable: say so rather than drop the row
+            rows.append({"split": split, "domain": name, "n": 0, "accuracy": float("nan"),
+                         "macro_f1": float("nan"), "skipped": skipped})
     if len(domain_names) > 1:
-        rows.append({"split": split, "domain": "pooled", **accuracy_and_f1(pred, preds.labels)})
+        rows.append({"split": split, "domain": "pooled", **accuracy_and_f1(pred, preds.labels),
+                     "skipped": int(len(preds.skipped))})
     return rows
 
 
 def print_and_save(rows: List[Dict], output_dir: str, title: str = "Results", basename: str = "results") -> None:
     headers = list(rows[0].keys())
-    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in headers] for row in rows]
+    # n counts evaluated clips only; the skipped column (unreadable clips left out) is printed when nonzero.
+    shown = [h for h in headers if h != "skipped" or any(row.get(h) for row in rows)]
+    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in shown] for row in rows]
     print(f"=> {title}")
-    print(tabulate(table, headers=headers, tablefmt="github"))
+    print(tabulate(table, headers=shown, tablefmt="github"))
     os.makedirs(output_dir, exist_ok=True)
     with open(osp.join(output_dir, f"{basename}.json"), "w") as f:
         json.dump(rows, f, indent=1)

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..distributed import gather_in_order
+from ..distributed import gather_shards
 from .utils import (CheckpointError, capture_rng_state, kill_point, load_checkpoint, restore_rng_state,
                     save_checkpoint)
 
@@ -126,7 +126,7 @@ class CheckpointMixin:
             outputs.append(self.model_inference(inputs).float().cpu())
             targets.append(labels.cpu())
         # under torchrun each rank scored its shard: every clip of the split, once, on every rank
-        logits, labels = (torch.from_numpy(a) for a in gather_in_order(
+        logits, labels = (torch.from_numpy(a) for a in gather_shards(
             [torch.cat(outputs).numpy(), torch.cat(targets).numpy()], self.val_loader))
         self.evaluator.process(logits, labels)
         loss_sum, count = F.cross_entropy(logits, labels, reduction="sum").item(), labels.numel()
