@@ -17,6 +17,7 @@ Evaluation shards each split without padding (EvalShard: rank r scores items r, 
 `gather_shards` collects every rank's outputs, so every clip is counted once; with the items' dataset indices
 the predictions come back in the split's order.
 """
+import contextlib
 import os
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -51,6 +52,18 @@ def is_main_process() -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first():
+    """Rank 0 runs the block first (e.g. generates or prepares data on first use), the other ranks after it."""
+    if is_distributed() and not is_main_process():
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if is_distributed() and is_main_process():
+            dist.barrier()
 
 
 def launched_by_torchrun() -> bool:

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from framework import CheckpointMixin, DataManager, count_num_param, load_pretrained_weights
 from framework import build_lr_scheduler, build_optimizer
-from framework.distributed import is_main_process
+from framework.distributed import is_main_process, main_process_first
 from models.video_net import VideoNet
 from trainers.distributed import DataParallelMixin
 from trainers.results import collect_predictions, print_and_save, split_rows
@@ -42,9 +42,10 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
     # ------------------------------------------------------------------ data
     def build_data_loader(self):
         cfg = self.cfg
-        dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
-                         custom_tfm_test=build_video_transform(cfg, is_train=False),
-                         dataset_wrapper=VideoDatasetWrapper)
+        with main_process_first():  # torchrun: data generated or prepared on first use by rank 0 alone
+            dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
+                             custom_tfm_test=build_video_transform(cfg, is_train=False),
+                             dataset_wrapper=VideoDatasetWrapper)
         if cfg.DATASET.CHECK_FILES:  # before any training: a broken target file is found at minute 0
             check_files({"train": dm.dataset.train_x, "val": dm.dataset.val or [], "test": dm.dataset.test}, cfg)
         self.train_loader_x = tune_loader(dm.train_loader_x, cfg)
