@@ -9,12 +9,19 @@ about 1e-6) and the results table is the same. A second torchrun run then resume
 import glob
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+from torch.utils.data import DataLoader
 
+from framework.distributed import (average_gradients, convert_sync_batchnorm, gather_shards, shard_loader)
 from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, read_results, run_train
 
 TOLERANCE = 1e-5  # max |difference| of any weight or BN statistic after one epoch (4 SGD steps)
@@ -100,3 +107,62 @@ def test_two_gloo_processes_match_one_process_and_resume(engine, data_root, sing
     assert len(glob.glob(osp.join(out, "log.txt-*"))) == 1  # rank 0's log of the resumed run, and no other
     assert sorted(os.listdir(osp.join(out, "model"))) == ["checkpoint", "model-best.pth.tar", "model.pth.tar-1",
                                                           "model.pth.tar-2"]
+
+
+# ----------------------------------------------------------------------------- the pieces, in 2 gloo processes
+def _small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5),
+                         nn.Linear(5, 5))
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(8, 3, 8, 8, generator=g) * 3 + 1, torch.randint(5, (8, ), generator=g)
+
+
+def _worker(rank: int, world: int, port: int, results) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        # evaluation shards: 7 items over 2 ranks, no padding; item 4 is dropped (an unreadable clip)
+        loader = shard_loader(DataLoader(list(range(7)), batch_size=2), shuffle=False, seed=0, train=False)
+        mine = np.array([i for batch in loader for i in batch.tolist() if i != 4])
+        values, = gather_shards([mine * 10], loader, index=mine)
+        # global-batch BatchNorm and averaged gradients; the last layer gets a gradient on rank 0 only
+        net = _small_net()
+        convert_sync_batchnorm(net)
+        x, y = _batch()
+        features = net[:5](x[rank::world])
+        logits = net[5](features) if rank == 0 else features
+        loss = nn.functional.cross_entropy(logits, y[rank::world]) * (2 if rank else 1)
+        loss.backward()
+        average_gradients(net.parameters())
+        results[rank] = (mine.tolist(), values.tolist(),
+                         {n: p.grad.numpy().copy() for n, p in net.named_parameters()},
+                         {n: b.numpy().copy() for n, b in net.named_buffers()})
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shards_gradients_and_sync_bn_in_two_gloo_processes():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.get_context("spawn").Manager().dict()
+    mp.start_processes(_worker, args=(2, port, results), nprocs=2, start_method="spawn")
+    (mine0, values, grads, buffers), (mine1, _, _, _) = results[0], results[1]
+    assert mine0 == [0, 2, 6] and mine1 == [1, 3, 5]  # every item on one rank, none twice
+    assert values == [0, 10, 20, 30, 50, 60]  # all ranks' items, in dataset order
+
+    # the same quantities in one process over the whole batch
+    net = _small_net()
+    x, y = _batch()
+    features = net[:5](x)
+    loss0 = nn.functional.cross_entropy(net[5](features[0::2]), y[0::2])
+    loss1 = nn.functional.cross_entropy(features[1::2], y[1::2]) * 2
+    ((loss0 + loss1) / 2).backward()
+    for name, p in net.named_parameters():
+        assert np.allclose(grads[name], p.grad.numpy(), atol=1e-6), name
+    for name, b in net.named_buffers():
+        assert np.allclose(buffers[name], b.numpy(), atol=1e-6), name
