@@ -3,6 +3,7 @@
     python train.py --root data --trainer APN --source-domains studio --target-domains street sketch glimpse \
         --dataset-config-file configs/datasets/synthetic_dg.yaml --config-file configs/trainers/APN/smallcnn_cpu.yaml \
         --output-dir output/synthetic/APN/seed1 --seed 1 [KEY VALUE ...]
+    torchrun --nproc_per_node N train.py ...   (data parallel on N processes: README "Several GPUs")
 
 Config order: Dassl defaults, extend_cfg (defaults.py and each component's own keys), dataset YAML, trainer
 YAML (each with its `_BASE_` files first), flags, trailing KEY VALUE pairs; later wins. The merged config is
@@ -113,31 +114,45 @@ def print_args(args, cfg) -> None:
 
 
 def main(args) -> None:
+    from framework.distributed import get_rank, init_from_env, is_main_process, quiet_unless_main, shutdown
+
+    cfg = setup_cfg(args)
+    # torchrun (README "Several GPUs"): join the process group; rank 0 alone prints, logs and writes files
+    init_from_env(cfg.USE_CUDA)
+    quiet_unless_main()
+    try:
+        run(args, cfg, is_main_process(), get_rank())
+    finally:
+        shutdown()
+
+
+def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
     import torch
 
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
     from framework import OutputDirInUse, claim_output_dir
 
-    cfg = setup_cfg(args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
-        set_random_seed(cfg.SEED)
-    try:
-        lock_notes = claim_output_dir(cfg.OUTPUT_DIR)  # one run per output folder
-    except OutputDirInUse as e:
-        raise SystemExit(str(e)) from None
-    setup_logger(cfg.OUTPUT_DIR)
-    for note in lock_notes:  # a taken-over stale lock, temporary files of killed saves
-        print(note)
+        set_random_seed(cfg.SEED + rank)  # one seed per rank; the model starts from rank 0's weights
+    if main_process:
+        try:
+            lock_notes = claim_output_dir(cfg.OUTPUT_DIR)  # one run per output folder (rank 0 holds it)
+        except OutputDirInUse as e:
+            raise SystemExit(str(e)) from None
+        setup_logger(cfg.OUTPUT_DIR)
+        for note in lock_notes:  # a taken-over stale lock, temporary files of killed saves
+            print(note)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     print_args(args, cfg)
     print(f"Engine: {ENGINE}")
     print("Collecting env info ...")
     print("** System info **\n" + collect_env_info() + "\n")
-    mkdir_if_missing(cfg.OUTPUT_DIR)
-    with open(osp.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-        f.write(cfg.dump())  # read back by ensemble.py to rebuild this run's model and data
+    if main_process:
+        mkdir_if_missing(cfg.OUTPUT_DIR)
+        with open(osp.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())  # read back by ensemble.py to rebuild this run's model and data
 
     trainer = build_trainer(cfg)
     if args.eval_only:

@@ -8,7 +8,8 @@ images; batches are then dicts whose `img` is a (B, M, C, H, W) clip tensor. The
 - clips gradients (OPTIM.CLIP_GRAD_NORM) and offers bf16 autocast and channels_last (TRAIN.BF16 / CHANNELS_LAST);
 - replaces the final test with a table of source-validation and per-target-domain accuracy and macro-F1,
   written to OUTPUT_DIR/results.{json,csv}; per-epoch validation stays Dassl's;
-- brings CheckpointMixin (atomic saves, safe loads, working --load-epoch) to any Dassl trainer.
+- brings CheckpointMixin (atomic saves, safe loads, working --load-epoch) to any Dassl trainer;
+- trains data-parallel when started by torchrun (DataParallelMixin, trainers/distributed.py).
 """
 import contextlib
 
@@ -17,7 +18,9 @@ import torch.nn as nn
 
 from framework import CheckpointMixin, DataManager, count_num_param, load_pretrained_weights
 from framework import build_lr_scheduler, build_optimizer
+from framework.distributed import is_main_process, main_process_first
 from models.video_net import VideoNet
+from trainers.distributed import DataParallelMixin
 from trainers.results import collect_predictions, print_and_save, split_rows
 from video.loader import check_files, drop_skipped, tune_loader
 from video.transforms import build_video_transform
@@ -28,7 +31,7 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
     return (logits.argmax(1) == label).float().mean().item() * 100.0
 
 
-class VideoDataMixin(CheckpointMixin):
+class VideoDataMixin(DataParallelMixin, CheckpointMixin):
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
@@ -39,9 +42,10 @@ class VideoDataMixin(CheckpointMixin):
     # ------------------------------------------------------------------ data
     def build_data_loader(self):
         cfg = self.cfg
-        dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
-                         custom_tfm_test=build_video_transform(cfg, is_train=False),
-                         dataset_wrapper=VideoDatasetWrapper)
+        with main_process_first():  # torchrun: data generated or prepared on first use by rank 0 alone
+            dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
+                             custom_tfm_test=build_video_transform(cfg, is_train=False),
+                             dataset_wrapper=VideoDatasetWrapper)
         if cfg.DATASET.CHECK_FILES:  # before any training: a broken target file is found at minute 0
             check_files({"train": dm.dataset.train_x, "val": dm.dataset.val or [], "test": dm.dataset.test}, cfg)
         self.train_loader_x = tune_loader(dm.train_loader_x, cfg)
@@ -52,6 +56,7 @@ class VideoDataMixin(CheckpointMixin):
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+        self.distribute_loaders()  # torchrun: each process reads its shard
 
     # ------------------------------------------------------------------ model
     def build_model(self):
@@ -75,6 +80,7 @@ class VideoDataMixin(CheckpointMixin):
         return contextlib.nullcontext()
 
     def model_update(self, names=None):
+        self.average_gradients(names)  # torchrun: DDP's gradient mean, before clipping
         max_norm = self.cfg.OPTIM.CLIP_GRAD_NORM
         if max_norm > 0:
             for name in self.get_model_names(names):
@@ -107,9 +113,13 @@ class VideoDataMixin(CheckpointMixin):
         summary = self.evaluator.evaluate()  # Dassl's `=> result` block, on all target videos
         for k, v in summary.items():
             self.write_scalar(f"test/{k}", v, self.epoch)
-        rows, val = [], None
+        val = None
         if self.val_loader is not None:
             val = collect_predictions(self.model_inference, self.val_loader, self.device, desc="val")
+        if not is_main_process():  # torchrun: every rank has the gathered predictions; rank 0 writes them
+            return list(summary.values())[0]
+        rows = []
+        if val is not None:
             rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
         rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
         print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")

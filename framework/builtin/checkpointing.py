@@ -28,6 +28,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from ..distributed import gather_shards
 from .utils import (CheckpointError, capture_rng_state, kill_point, load_checkpoint, restore_rng_state,
                     save_checkpoint)
 
@@ -160,13 +161,16 @@ class CheckpointMixin:
         self.set_model_mode("eval")
         self.evaluator.reset()
         print("Evaluate on the *val* set")
-        loss_sum, count = 0.0, 0
+        outputs, targets = [], []
         for batch in self.val_loader:
             inputs, labels = self.parse_batch_test(batch)
-            logits = self.model_inference(inputs)
-            self.evaluator.process(logits, labels)
-            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-            count += labels.numel()
+            outputs.append(self.model_inference(inputs).float().cpu())
+            targets.append(labels.cpu())
+        # under torchrun each rank scored its shard: every clip of the split, once, on every rank
+        logits, labels = (torch.from_numpy(a) for a in gather_shards(
+            [torch.cat(outputs).numpy(), torch.cat(targets).numpy()], self.val_loader))
+        self.evaluator.process(logits, labels)
+        loss_sum, count = F.cross_entropy(logits, labels, reduction="sum").item(), labels.numel()
         metrics = self.evaluator.evaluate()
         for name, value in metrics.items():
             self.write_scalar(f"val/{name}", value, self.epoch)
