@@ -92,6 +92,8 @@ def main(args) -> None:
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
 
     cfg = setup_cfg(args)
+    from trainers.checks import check_run_config
+    check_run_config(cfg)  # a wrong trainer/data pairing stops here, before OUTPUT_DIR is touched
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
