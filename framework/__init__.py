@@ -106,7 +106,7 @@ def register_trainer(cls):
 def clean_cfg(cfg, trainer: str) -> None:
     """The engine's clean_cfg (keep TRAINER.NAME and TRAINER.<trainer.upper()>, drop the other nodes), but also
     keep the node that the registered trainer reads, named by its class attribute `config_node`: a wrapper
-    such as VideoCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
+    such as DasslCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
     node = None
     if trainer in TRAINER_REGISTRY.registered_names():
         node = getattr(TRAINER_REGISTRY.get(trainer), "config_node", None)
