@@ -3,7 +3,8 @@
 Runs where this process's engine is real Dassl (VIDEODG_ENGINE=dassl /work/venv-dassl/bin/python -m pytest ...);
 skipped elsewhere. Both trainers are built from one config, Dassl's networks get our initial weights, and one
 forward_backward runs on the same batch. The optimiser is SGD: Adam's first step moves every weight by about
-+-lr whatever the gradient's size, so it would amplify rounding differences of near-zero gradients. Where the methods cannot match exactly, the test says what differs:
++-lr whatever the gradient's size, so it would amplify rounding differences of near-zero gradients. Where the
+methods cannot match exactly, the test says what differs:
 
 - DAELDG: Dassl computes the expert loss as -sum(y * log(p + 1e-5)), we use cross-entropy on the logits (the
   paper's loss); they differ by about 1e-5 / p, hence a looser tolerance on loss_x and on the weights. Both

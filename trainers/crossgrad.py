@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from defaults import CN, config_defaults
 from framework import TrainerX, register_trainer
-from models.video_net import VideoNet
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 
@@ -44,11 +43,7 @@ class CrossGrad(VideoDataMixin, TrainerX):
     min_source_domains = 2
 
     def build_model(self):
-        cfg = self.cfg
-        print("Building F (label net)")
-        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, self.num_classes))
-        print("Building D (domain net)")
-        self.D = self.register_video_model("D", VideoNet(cfg, cfg.MODEL, self.num_source_domains))
+        self.build_label_and_domain_nets()
 
     def perturb(self, net, x: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
         grad = input_gradient(net, x, target)

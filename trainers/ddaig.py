@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from defaults import CN, config_defaults
 from framework import NETWORK_REGISTRY, TrainerX, build_network, register_trainer
-from models.video_net import VideoNet
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 
@@ -76,10 +75,7 @@ class DDAIG(VideoDataMixin, TrainerX):
 
     def build_model(self):
         cfg = self.cfg
-        print("Building F (label net)")
-        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, self.num_classes))
-        print("Building D (domain net)")
-        self.D = self.register_video_model("D", VideoNet(cfg, cfg.MODEL, self.num_source_domains))
+        self.build_label_and_domain_nets()
         print(f"Building G (generator {cfg.TRAINER.DDAIG.G_ARCH})")
         self.G = self.register_video_model("G", build_network(cfg.TRAINER.DDAIG.G_ARCH, verbose=cfg.VERBOSE))
 

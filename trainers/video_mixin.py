@@ -103,6 +103,15 @@ class VideoDataMixin(CheckpointMixin):
         self.register_model(name, module, optim, sched)
         return module
 
+    def build_label_and_domain_nets(self) -> None:
+        """self.F (K classes) and self.D (one output per source domain), both VideoNet, for the methods that
+        train a domain classifier beside the label classifier (CrossGrad, DDAIG)."""
+        cfg = self.cfg
+        print("Building F (label net)")
+        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, self.num_classes))
+        print("Building D (domain net)")
+        self.D = self.register_video_model("D", VideoNet(cfg, cfg.MODEL, self.num_source_domains))
+
     def autocast(self):
         """bf16 autocast when TRAIN.BF16 is set (meant for CUDA; CPU autocast works too); else a no-op."""
         if self.cfg.TRAIN.BF16:
