@@ -15,6 +15,7 @@ import glob
 import os
 import os.path as osp
 import re
+import sys
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -297,6 +298,7 @@ def draw_run_figures(trainer, test, val=None) -> List[str]:
     _attempt("showcase", showcase, written)
 
     def curves():
+        sys.stdout.flush()  # the log is a buffered tee of stdout: its last training lines may not be on disk yet
         series = parse_training_log(log_files(cfg.OUTPUT_DIR))
         if not any(k in series for k in ("acc", "lr")):
             print("Figures: no training lines in this run's log (e.g. --eval-only): no training curves")
