@@ -58,14 +58,38 @@ def setup_cfg(args):
     from framework import clean_cfg
 
     cfg = default_cfg()
+    saved = osp.join(args.model_dir, "config.yaml") if args.eval_only and args.model_dir else ""
+    if saved and osp.isfile(saved):  # --eval-only starts from the evaluated run's own config
+        merge_config_file(cfg, saved)
     for path in (args.dataset_config_file, args.config_file):
         if path:
             merge_config_file(cfg, path)
     reset_cfg(cfg, args)
+    check_opts(args.opts)
     cfg.merge_from_list(args.opts)
     clean_cfg(cfg, cfg.TRAINER.NAME)
+    if args.eval_only and args.model_dir:
+        cfg.OUTPUT_DIR = eval_output_dir(args, cfg.TEST.SPLIT)
     cfg.freeze()
     return cfg
+
+
+def check_opts(opts) -> None:
+    """Flags must come before the KEY VALUE pairs: argparse hands everything after the first pair to opts."""
+    flags = [o for o in opts or [] if isinstance(o, str) and o.startswith("--")]
+    if flags:
+        raise SystemExit(f"{flags[0]} stands after the KEY VALUE pairs, where it would be read as a config key. "
+                         f"Put every flag ({', '.join(flags)}) before the first KEY VALUE pair.")
+
+
+def eval_output_dir(args, split: str) -> str:
+    """--eval-only writes into a folder of its own: --output-dir when it names another folder, else
+    RUN/eval/<split>-<best|epochN>/, so the run's results, config and log are never overwritten."""
+    run = osp.normpath(args.model_dir)
+    if args.output_dir and osp.normpath(args.output_dir) != run:
+        return args.output_dir
+    which = "best" if args.load_epoch is None else f"epoch{args.load_epoch}"
+    return osp.join(run, "eval", f"{split}-{which}")
 
 
 def changed_keys(cfg, reference, prefix: str = "") -> Iterator[Tuple[str, object]]:
@@ -92,6 +116,7 @@ def main(args) -> None:
     import torch
 
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
+    from framework import OutputDirInUse, claim_output_dir
 
     cfg = setup_cfg(args)
     from trainers.checks import check_run_config
@@ -99,7 +124,13 @@ def main(args) -> None:
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
+    try:
+        lock_notes = claim_output_dir(cfg.OUTPUT_DIR)  # one run per output folder
+    except OutputDirInUse as e:
+        raise SystemExit(str(e)) from None
     setup_logger(cfg.OUTPUT_DIR)
+    for note in lock_notes:  # a taken-over stale lock, temporary files of killed saves
+        print(note)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     print_args(args, cfg)

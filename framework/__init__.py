@@ -10,8 +10,9 @@ and checkpoint layout. Set VIDEODG_ENGINE to choose:
 
 Whatever the engine, these pieces always come from framework/builtin because Dassl 0.6.3 breaks on
 current PyTorch or is unsafe there (see CheckpointMixin): checkpoint save/load/resume (atomic writes,
-weights_only loads, `--load-epoch` works), build_lr_scheduler (Dassl's warmup raises TypeError on
-torch >= 2.7), and setup_logger (Dassl's stdout tee closes the stream it wraps when it is closed or
+weights_only loads, `--load-epoch` works, exact resume, best-epoch tie-break), build_lr_scheduler (Dassl's
+warmup raises TypeError on torch >= 2.7), build_optimizer (same keys; adds OPTIM.IMPLEMENTATION, the
+foreach/fused kernel choice), and setup_logger (Dassl's stdout tee closes the stream it wraps when it is closed or
 garbage-collected, so a second run in one process, e.g. train.main() under pytest, loses stdout).
 Nothing else in the project imports dassl.
 """
@@ -55,7 +56,6 @@ if _reason is None:
     from dassl.evaluation import EVALUATOR_REGISTRY, build_evaluator
     from dassl.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, build_backbone,
                                 build_head, build_network)
-    from dassl.optim import build_optimizer
     from dassl.utils import (AverageMeter, MetricMeter, Registry, collect_env_info, count_num_param,
                              load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
@@ -80,15 +80,15 @@ else:
     from .builtin.evaluation import EVALUATOR_REGISTRY, build_evaluator
     from .builtin.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, SimpleNet,
                                    build_backbone, build_head, build_network)
-    from .builtin.optim import build_optimizer
     from .builtin.registry import Registry
     from .builtin.trainer import TRAINER_REGISTRY, SimpleTrainer, TrainerBase, TrainerX, build_trainer
     from .builtin.utils import (AverageMeter, MetricMeter, collect_env_info, count_num_param,
                                 load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
 # Always the built-in versions (see the module docstring).
-from .builtin.optim import build_lr_scheduler  # noqa: E402
+from .builtin.optim import build_lr_scheduler, build_optimizer  # noqa: E402
 from .builtin.registry import check_availability  # noqa: E402
+from .builtin.runlock import OutputDirInUse, claim_output_dir  # noqa: E402
 from .builtin.utils import (CheckpointError, load_checkpoint, read_json, save_checkpoint,  # noqa: E402
                             setup_logger, write_json)
 
@@ -134,4 +134,5 @@ __all__ = [
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",
     "MetricMeter", "mkdir_if_missing", "count_num_param", "load_pretrained_weights", "load_checkpoint",
     "save_checkpoint", "read_json", "write_json", "CheckpointError",
+    "OutputDirInUse", "claim_output_dir",
 ]
