@@ -132,6 +132,8 @@ def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
     from framework import OutputDirInUse, claim_output_dir
 
+    from trainers.checks import check_run_config
+    check_run_config(cfg)  # a wrong trainer/data pairing stops here, before OUTPUT_DIR is touched
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED + rank)  # one seed per rank; the model starts from rank 0's weights

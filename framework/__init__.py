@@ -93,10 +93,28 @@ from .builtin.utils import (CheckpointError, load_checkpoint, read_json, save_ch
                             setup_logger, write_json)
 
 
+# Dassl's own trainer classes by name, as Dassl registered them before any of this project's modules ran (empty on
+# the built-in engine). This project registers its own CrossGrad, DDAIG, DAELDG and DomainMix under the same
+# names (register_trainer); trainers/dassl_dg.py wraps the originals from here under Dassl* names.
+DASSL_TRAINERS = dict((name, TRAINER_REGISTRY.get(name)) for name in TRAINER_REGISTRY.registered_names())
+
+
+def register_trainer(cls):
+    """Class decorator: register `cls` in TRAINER_REGISTRY under its own name, replacing an entry of the same
+    name that Dassl registered (its original stays in DASSL_TRAINERS). A clash with another of this project's
+    trainers is still an error."""
+    name = cls.__name__
+    known = TRAINER_REGISTRY.get(name) if name in TRAINER_REGISTRY.registered_names() else cls
+    if known not in (cls, DASSL_TRAINERS.get(name)):
+        raise KeyError(f'Two trainers of this project are named "{name}"; rename one')
+    TRAINER_REGISTRY.register(cls, force=True)
+    return cls
+
+
 def clean_cfg(cfg, trainer: str) -> None:
     """The engine's clean_cfg (keep TRAINER.NAME and TRAINER.<trainer.upper()>, drop the other nodes), but also
     keep the node that the registered trainer reads, named by its class attribute `config_node`: a wrapper
-    such as VideoCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
+    such as DasslCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
     node = None
     if trainer in TRAINER_REGISTRY.registered_names():
         node = getattr(TRAINER_REGISTRY.get(trainer), "config_node", None)
@@ -109,7 +127,8 @@ def clean_cfg(cfg, trainer: str) -> None:
 __all__ = [
     "ENGINE", "ENGINE_ENV", "get_cfg_default", "clean_cfg", "Registry", "check_availability",
     "TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX", "SimpleNet",
-    "CheckpointMixin", "DATASET_REGISTRY", "build_dataset", "Datum", "DatasetBase", "DataManager",
+    "CheckpointMixin", "DASSL_TRAINERS", "register_trainer", "DATASET_REGISTRY", "build_dataset", "Datum",
+    "DatasetBase", "DataManager",
     "DatasetWrapper", "BACKBONE_REGISTRY", "Backbone", "build_backbone", "HEAD_REGISTRY", "build_head",
     "NETWORK_REGISTRY", "build_network", "EVALUATOR_REGISTRY", "build_evaluator", "build_optimizer",
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",

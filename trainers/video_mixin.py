@@ -31,19 +31,44 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
     return (logits.argmax(1) == label).float().mean().item() * 100.0
 
 
+def check_source_domains(trainer_cls: type, cfg) -> None:
+    """Stop with what to do when the method needs more source domains than the run names."""
+    need = trainer_cls.required_source_domains(cfg) if hasattr(trainer_cls, "required_source_domains") else 1
+    have = list(cfg.DATASET.SOURCE_DOMAINS)
+    if len(have) < need:
+        raise ValueError(
+            f"{cfg.TRAINER.NAME} needs at least {need} source domains (it learns from the differences between "
+            f"domains), but the run has {len(have)}: {have}. Name more with --source-domains (e.g. the "
+            "leave-one-domain-out protocol: bash scripts/paper_tasks.sh BENCHMARK:lodo ...), or pick a "
+            "single-source method (VideoVanilla, APN, VideoADA, RSC, DomainMix with TYPE random).")
+
+
 class VideoDataMixin(DataParallelMixin, CheckpointMixin):
+    # Source domains the method needs; a trainer that classifies or indexes domains sets 2. train.py checks this
+    # (required_source_domains) before anything is written to OUTPUT_DIR.
+    min_source_domains = 1
+
+    @classmethod
+    def required_source_domains(cls, cfg) -> int:
+        """How many source domains this method needs with this config (a mode may need more)."""
+        return cls.min_source_domains
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
+        check_source_domains(type(self), cfg)
         if cfg.TEST.FINAL_MODEL == "best_val" and cfg.DATASET.VAL_RATIO <= 0:
             raise ValueError("TEST.FINAL_MODEL best_val needs a source validation split (DATASET.VAL_RATIO > 0); "
                              "without one Dassl would select the model on the target test set")
 
     # ------------------------------------------------------------------ data
+    def build_train_transform(self):
+        """The training clip transform, or a list of them (batch keys img, img2, ...: all see the same frames)."""
+        return build_video_transform(self.cfg, is_train=True)
+
     def build_data_loader(self):
         cfg = self.cfg
         with main_process_first():  # torchrun: data generated or prepared on first use by rank 0 alone
-            dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
+            dm = DataManager(cfg, custom_tfm_train=self.build_train_transform(),
                              custom_tfm_test=build_video_transform(cfg, is_train=False),
                              dataset_wrapper=VideoDatasetWrapper)
         if cfg.DATASET.CHECK_FILES:  # before any training: a broken target file is found at minute 0
@@ -72,6 +97,25 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         self.optim = build_optimizer(self.model, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("model", self.model, self.optim, self.sched)
+
+    def register_video_model(self, name: str, module: nn.Module) -> nn.Module:
+        """Move a network to the device and register it with its own optimiser and scheduler (cfg.OPTIM), as
+        Dassl's multi-network trainers do; it is checkpointed under OUTPUT_DIR/<name>/."""
+        module.to(self.device)
+        print(f"# params of {name}: {count_num_param(module):,}")
+        optim = build_optimizer(module, self.cfg.OPTIM)
+        sched = build_lr_scheduler(optim, self.cfg.OPTIM)
+        self.register_model(name, module, optim, sched)
+        return module
+
+    def build_label_and_domain_nets(self) -> None:
+        """self.F (K classes) and self.D (one output per source domain), both VideoNet, for the methods that
+        train a domain classifier beside the label classifier (CrossGrad, DDAIG)."""
+        cfg = self.cfg
+        print("Building F (label net)")
+        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, self.num_classes))
+        print("Building D (domain net)")
+        self.D = self.register_video_model("D", VideoNet(cfg, cfg.MODEL, self.num_source_domains))
 
     def autocast(self):
         """bf16 autocast when TRAIN.BF16 is set (meant for CUDA; CPU autocast works too); else a no-op."""
