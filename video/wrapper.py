@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from video.datum import VideoDatum
 from video.readers import VideoReadError, read_sampled_frames
-from video.sampling import sample_segment_indices
+from video.sampling import sample_clip_indices
 from video.transforms import build_video_transform
 
 _num_skipped = 0  # clips skipped by SKIP_CORRUPT in this process (each DataLoader worker counts its own)
@@ -55,7 +55,8 @@ class VideoDatasetWrapper(Dataset):
 
     def _read(self, item: VideoDatum) -> np.ndarray:
         return read_sampled_frames(
-            item, lambda n: sample_segment_indices(n, self.num_segments, train=self.is_train))
+            item, lambda n: sample_clip_indices(n, self.num_segments, train=self.is_train,
+                                                mode=self.cfg.INPUT.SAMPLING, stride=self.cfg.INPUT.DENSE_STRIDE))
 
     def _load(self, idx: int) -> Tuple[int, np.ndarray]:
         """(index, frames) of item idx or, with SKIP_CORRUPT, of the next readable item (wrapping around)."""
