@@ -205,7 +205,8 @@ class ClipEncoder3d(Backbone):
         self.channels_last = False
         # Partial BN as for the 2-D encoders: all BatchNorms but the first keep their pretrained statistics.
         # A non-local block's BN starts at zero scale and must learn, so blocks added by a context hook train.
-        batch_norms = [m for name, m in net.named_modules() if isinstance(m, nn.BatchNorm3d) and ".context." not in name]
+        batch_norms = [m for name, m in net.named_modules()
+                       if isinstance(m, nn.BatchNorm3d) and ".context." not in name]
         self.frozen_batch_norms = batch_norms[1:] if partial_bn else []
         for bn in self.frozen_batch_norms:
             bn.weight.requires_grad_(False)
