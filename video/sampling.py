@@ -1,4 +1,5 @@
-"""Sampling stage: which frames of a clip to decode (TSN segment sampling, one frame per segment).
+"""Sampling stage: which frames of a clip to decode (INPUT.SAMPLING: tsn, one frame per segment; dense, see
+`sample_dense_indices`, for 3-D models).
 
 A clip of n frames is cut into M segments at the integer boundaries floor(i * n / M), i = 0..M, so that every
 frame belongs to exactly one segment and segment lengths differ by at most one. Training draws a uniformly
