@@ -13,6 +13,7 @@ import torchvision
 
 import components
 import train
+from datasets import ucf_hmdb
 from defaults import extend_cfg, merge_config_file
 from framework import get_cfg_default
 from models.backbones.i3d import i3d_resnet50
@@ -21,7 +22,7 @@ from models.backbones.tsm import frame_resnet50_tsm, temporal_shift
 from models.heads.trn import MultiScaleTRN
 from models.video_net import VideoNet
 from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC
-from tests.test_benchmarks import ucf_release  # noqa: F401  (a pytest fixture: the miniature UCF-HMDB release)
+from tests.test_benchmarks import UCF_PER_FOLDER, ucf_release  # noqa: F401  (ucf_release: the miniature release)
 from tools import prepare_ucf_hmdb
 from video.sampling import sample_clip_indices, sample_dense_indices
 
@@ -230,4 +231,4 @@ def test_i3d_with_dense_sampling_on_a_miniature_ucf_hmdb_release(ucf_release, tm
                     "4", "DATALOADER.TEST.BATCH_SIZE", "8", "USE_CUDA", "False"])
     with open(osp.join(out, "results.json")) as f:
         rows = {(r["split"], r["domain"]): r["n"] for r in json.load(f)}
-    assert rows[("target", "hmdb")] == 24
+    assert rows[("target", "hmdb")] == len(ucf_hmdb.HMDB_FOLDERS) * UCF_PER_FOLDER  # every HMDB clip
