@@ -37,6 +37,8 @@ def extend_cfg(cfg: CN) -> None:
     """Add the project's keys to Dassl's defaults: the shared ones below, then each component's own."""
     # ------------------------------------------------------------------ video input pipeline (video/)
     cfg.INPUT.NUM_SEGMENTS = 5  # M: a clip is M segments, one frame each (paper: 5 UCF-HMDB/SSv2, 3 PKU/NTU)
+    cfg.INPUT.SAMPLING = "tsn"  # tsn: one frame per segment (2D models); dense: M consecutive frames (I3D, Non-local)
+    cfg.INPUT.DENSE_STRIDE = 2  # dense sampling: every DENSE_STRIDE-th frame (Non-local: 32 frames at stride 2)
     # Train: TSN multi-scale crop; side = scale * shorter side for scales drawn from this list, then resize to SIZE.
     cfg.INPUT.MULTISCALE_CROP = (1.0, 0.875, 0.75, 0.66)
     cfg.INPUT.MAX_DISTORT = 1  # width and height scales may differ by at most this many list steps (TSN)

@@ -13,6 +13,7 @@ differ from the official code (update order, model mode during the maximisation)
 defaults.py. The maximisation takes gradients with respect to the input only (torch.autograd.grad), so it
 computes no weight gradients, and runs the level chains as one batched pass when BATCH_CHAINS is set.
 """
+import re
 from typing import Dict, List, Optional
 
 import torch
@@ -23,6 +24,7 @@ from framework import TRAINER_REGISTRY, TrainerX
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 LEVEL_CHOICES = ("II", "III", "global", "last_hidden")
+SCALE_LEVEL = re.compile(r"scale\d+$")  # TRN / TRN-ATTN: the feature of its k-frame relations (ADA*)
 
 
 def ada_node(levels: str) -> CN:
@@ -59,9 +61,10 @@ def parse_levels(spec: str) -> List[str]:
     if spec.strip().lower() in ("", "none"):
         return []
     levels = [part.strip() for part in spec.split("+")]
-    unknown = [lvl for lvl in levels if lvl not in LEVEL_CHOICES]
+    unknown = [lvl for lvl in levels if lvl not in LEVEL_CHOICES and not SCALE_LEVEL.match(lvl)]
     if unknown or len(set(levels)) != len(levels):
-        raise ValueError(f"LEVELS={spec!r}: use 'none' or levels from {LEVEL_CHOICES} joined by '+', each once")
+        raise ValueError(f"LEVELS={spec!r}: use 'none' or levels from {LEVEL_CHOICES} or scaleK (TRN's k-frame "
+                         "relations) joined by '+', each once")
     return levels
 
 
