@@ -22,9 +22,12 @@ MODEL_ROWS = OrderedDict([
     ("tsn", ("TSN", "ADA")),
     ("trn", ("TRN", "ADA")),
     ("trn_attn", ("TRN-ATTN", "ADA")),
-    ("tsm", ("TSM", "ADA")),
-    ("i3d", ("I3D", "ADA")),
-    ("nonlocal", ("Non-local", "ADA")),
+    ("frame_resnet50_tsm", ("TSM", "ADA")),  # TSM, I3D and Non-local are backbones under the tsn head
+    ("frame_smallres_tsm", ("TSM", "ADA")),
+    ("i3d_resnet50", ("I3D", "ADA")),
+    ("i3d_resnet_small", ("I3D", "ADA")),
+    ("nonlocal_resnet50", ("Non-local", "ADA")),
+    ("nonlocal_resnet_small", ("Non-local", "ADA")),
     ("apn_pyramid", ("APN", "ADA*")),
 ])
 
@@ -61,7 +64,7 @@ def ada_variant(config: Dict) -> str:
     levels = config.get(f"TRAINER.{trainer.upper()}.LEVELS")
     if trainer in ERM_TRAINERS:
         return "base"
-    if levels is None:  # another DG method (e.g. VideoCrossGrad): its own row
+    if levels is None:  # another DG method (e.g. CrossGrad): its own row
         return trainer or "unknown"
     parts = [p for p in str(levels).split("+") if p]
     if not parts or parts == ["none"]:
@@ -218,7 +221,7 @@ def average_cell(cells: Sequence[Optional[Cell]]) -> Optional[Cell]:
 
 
 def _model_order() -> List[str]:
-    return [row for row, _ in MODEL_ROWS.values()]
+    return list(OrderedDict.fromkeys(row for row, _ in MODEL_ROWS.values()))
 
 
 def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:

@@ -133,3 +133,13 @@ def test_seed_summary_refuses_a_folder_that_mixes_settings(tmp_path, capsys):
     assert "mixes 2 settings" in err and "OPTIM.MAX_EPOCH=2" in err and "OPTIM.MAX_EPOCH=20" in err
     assert parse_test_res.main([str(tmp_path), "--split-settings"]) == 0
     assert capsys.readouterr().out.count("== setting") == 2
+
+
+def test_backbone_models_get_their_paper_rows():
+    """TSM, I3D and Non-local run under the tsn head: the backbone names the row."""
+    from analysis.tables import model_row
+
+    assert model_row({"MODEL.BACKBONE.NAME": "i3d_resnet50", "MODEL.HEAD.NAME": "tsn"})[0] == "I3D"
+    assert model_row({"MODEL.BACKBONE.NAME": "nonlocal_resnet_small", "MODEL.HEAD.NAME": "tsn"})[0] == "Non-local"
+    assert model_row({"MODEL.BACKBONE.NAME": "frame_resnet50_tsm", "MODEL.HEAD.NAME": "tsn"})[0] == "TSM"
+    assert model_row({"MODEL.BACKBONE.NAME": "frame_resnet50", "MODEL.HEAD.NAME": "trn"})[0] == "TRN"
