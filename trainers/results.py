@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import os.path as osp
+import sys
 from typing import Callable, Dict, List, NamedTuple, Sequence
 
 import numpy as np
@@ -29,7 +30,8 @@ class Predictions(NamedTuple):
 def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
                         desc: str = "") -> Predictions:
     probs, labels, domains, skipped = [], [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False):
+    # a progress bar for a person at a terminal; nothing in logs and pipes (tqdm writes to stderr)
+    for batch in tqdm(loader, desc=f"evaluate {desc}".strip(), leave=False, disable=not sys.stderr.isatty()):
         batch, dropped = drop_skipped(batch)  # unreadable clips are left out, never replaced
         skipped.append(dropped)
         if len(batch["label"]) == 0:

@@ -109,10 +109,13 @@ class VideoDataMixin(CheckpointMixin):
         summary = self.evaluator.evaluate()  # Dassl's `=> result` block, on all target videos
         for k, v in summary.items():
             self.write_scalar(f"test/{k}", v, self.epoch)
-        rows = []
+        rows, val = [], None
         if self.val_loader is not None:
             val = collect_predictions(self.model_inference, self.val_loader, self.device, desc="val")
             rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
         rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
         print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")
+        if cfg.TEST.FIGURES:  # OUTPUT_DIR/figures/; a failure to draw is a warning (analysis/figures.py)
+            from analysis.figures import draw_run_figures  # imports matplotlib only when drawing
+            draw_run_figures(self, test, val)
         return list(summary.values())[0]
