@@ -544,3 +544,23 @@ def test_wrapper_logs_the_video_backend(items, capsys, monkeypatch):
     VideoDatasetWrapper(make_cfg(**{"DATASET.VIDEO_BACKEND": "pyav"}), items, mean_levels)
     out = capsys.readouterr().out
     assert out.count("Video files are read with pyav (DATASET.VIDEO_BACKEND pyav)") == 1
+
+
+def test_training_skip_in_a_worker_reaches_log_txt_once(clips, items, tmp_path):
+    """A worker's copy of the stdout tee must not flush the main process's pending lines a second time."""
+    from framework import setup_logger
+    stdout = sys.stdout
+    try:
+        setup_logger(str(tmp_path))
+        print("written by the main process before the workers start")
+        wrapper = VideoDatasetWrapper(make_cfg(**{"DATASET.SKIP_CORRUPT": True}),
+                                      [VideoDatum(clips["garbage"]), items[0]], mean_levels, is_train=True)
+        assert len(list(DataLoader(wrapper, batch_size=1, num_workers=1))) == 2
+        sys.stdout.flush()
+        log = (tmp_path / "log.txt").read_text()
+    finally:
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout
+    assert log.count("written by the main process before the workers start") == 1
+    assert log.count(f"[skip] unreadable clip {clips['garbage']}") == 1

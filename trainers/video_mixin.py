@@ -136,6 +136,8 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         return super().parse_batch_test(batch)
 
     def model_inference(self, input):
+        if input.shape[0] == 0:  # every clip of the batch was unreadable and left out (SKIP_CORRUPT)
+            return input.new_zeros((0, self.num_classes))
         with self.autocast():
             return super().model_inference(input)
 

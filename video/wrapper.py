@@ -8,10 +8,12 @@ one; in evaluation a broken clip is never replaced (that would count another cli
 twice): the item comes back with `skipped` True and a blank clip, and the consumers (the mixin's
 parse_batch_test, trainers.results.collect_predictions) drop it, so n counts evaluated clips only.
 """
+import os
+import sys
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from video.datum import VideoDatum
 from video.readers import VideoReadError, read_sampled_frames, resolve_backend
@@ -23,8 +25,20 @@ _announced = set()  # (backend, setting) pairs already logged by this process
 
 
 def log_skip(message: str) -> None:
-    """A skip line on stdout, which the run's logger tees into log.txt (flushed: workers may exit any time)."""
-    print(message, flush=True)
+    """A skip line on stdout, which the run's logger tees into log.txt."""
+    if get_worker_info() is None:
+        print(message, flush=True)
+        return
+    # In a DataLoader worker the tee and its file buffer are copies made at fork: flushing that buffer here
+    # would write the main process's pending lines a second time. Write the line alone, unbuffered, to the
+    # console and to the log's file descriptor (shared with the main process, offset included).
+    tee = sys.stdout
+    console = getattr(tee, "console", tee)
+    console.write(message + "\n")
+    console.flush()
+    log_file = getattr(tee, "file", None)
+    if log_file is not None and not log_file.closed:
+        os.write(log_file.fileno(), (message + "\n").encode())
 
 
 class DecodedClipCache:
