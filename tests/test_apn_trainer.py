@@ -52,7 +52,7 @@ def reference(trainer, x, level):
 def test_one_ascent_step_increases_the_objective(apn, batch, level):
     x, y = batch
     r0 = reference(apn, x, level)
-    x_adv = apn.maximize(x, y, None, {})[level]
+    x_adv = apn.maximize(x, y)[0][level]
     assert not torch.equal(x_adv, x)
     assert objective(apn, x_adv, y, level, r0) > objective(apn, x, y, level, r0)
 
@@ -64,7 +64,7 @@ def test_a_large_gamma_keeps_adversarial_examples_close_to_the_source(apn, batch
     distances = {}
     for gamma in (0.0, 1.0):
         apn.gamma = gamma
-        x_adv = apn.maximize(x, y, None, {})["III"]
+        x_adv = apn.maximize(x, y)[0]["III"]
         r0, r_adv = reference(apn, x, "III"), reference(apn, x_adv, "III")
         distances[gamma] = (F.mse_loss(r_adv, r0).item(), (x_adv - x).norm().item())
     apn.t_max, apn.eta, apn.gamma = 1, 1.0, 0.01
@@ -75,7 +75,7 @@ def test_a_large_gamma_keeps_adversarial_examples_close_to_the_source(apn, batch
 def test_maximisation_leaves_weights_and_bn_statistics_alone(apn, batch):
     x, y = batch
     before = {k: v.clone() for k, v in apn.model.state_dict().items()}
-    apn.maximize(x, y, None, {})
+    apn.maximize(x, y)
     after = apn.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert apn.model.training  # back in train mode for the theta steps
@@ -84,9 +84,9 @@ def test_maximisation_leaves_weights_and_bn_statistics_alone(apn, batch):
 def test_batched_chains_equal_separate_chains(apn, batch):
     x, y = batch
     apn.batch_chains = True
-    together = apn.maximize(x, y, None, {})
+    together, _ = apn.maximize(x, y)
     apn.batch_chains = False
-    separate = apn.maximize(x, y, None, {})
+    separate, _ = apn.maximize(x, y)
     apn.batch_chains = True
     for level in ("II", "III"):
         torch.testing.assert_close(together[level], separate[level], rtol=1e-4, atol=1e-5)
@@ -122,8 +122,9 @@ def test_levels_the_head_lacks_are_refused(tmp_path):
 
 def test_parse_levels():
     assert parse_levels("II+III") == ["II", "III"] and parse_levels("none") == []
-    with pytest.raises(ValueError):
-        parse_levels("IV")
+    assert parse_levels("global+last_hidden", ["global", "II", "III", "last_hidden"]) == ["global", "last_hidden"]
+    with pytest.raises(ValueError, match="has no level"):
+        parse_levels("IV", ["global", "II", "III", "last_hidden"])
     with pytest.raises(ValueError):
         parse_levels("II+II")
 
