@@ -42,9 +42,14 @@ def extend_cfg(cfg: CN) -> None:
     cfg.INPUT.MAX_DISTORT = 1  # width and height scales may differ by at most this many list steps (TSN)
     cfg.INPUT.RANDOM_FLIP = True  # train: flip the whole clip horizontally with p=0.5
     cfg.INPUT.TEST_SCALE_SIZE = -1  # test: resize the shorter side to this, then centre-crop SIZE (-1: SIZE*256/224)
+    cfg.DATASET.VIDEO_BACKEND = "auto"  # decoder of video files: decord, pyav (same frames), auto = decord if installed
+    cfg.DATASET.DECODED_CACHE_MB = 0.0  # > 0: keep decoded clips in memory, up to this many MB per split (small clips)
+    cfg.DATASET.CHECK_FILES = False  # True: open every clip of the run's splits before training (find broken files first)
+    cfg.DATALOADER.PREFETCH_FACTOR = 2  # batches each worker loads ahead (torch's default); only with NUM_WORKERS > 0
+    cfg.DATALOADER.PERSISTENT_WORKERS = False  # keep workers across epochs (off: a resumed run re-seeds them exactly)
 
     # ------------------------------------------------------------------ video datasets (datasets/)
-    cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified (paper: 30%)
+    cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified by group (paper: 30%)
     cfg.DATASET.SPLIT_SEED = 1  # seed of that split; fixed so that every method and seed shares one split
     cfg.DATASET.SKIP_CORRUPT = False  # True: an unreadable clip is replaced by the next readable one and logged
     # Real benchmarks: "" reads the videos; a template (e.g. img_{:05d}.jpg) reads the frame folders under frames/
@@ -61,6 +66,8 @@ def extend_cfg(cfg: CN) -> None:
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
     cfg.TRAIN.BF16 = False  # bf16 autocast for forward passes (a speed-up on CUDA; slower on most CPUs)
     cfg.TRAIN.CHANNELS_LAST = False  # channels_last memory format for the frame encoder's CNN (CUDA speed-up)
+    cfg.TRAIN.CHECKPOINT_KEEP = 3  # regular checkpoints kept on disk (the newest K; model-best is kept too); 0 = all
+    cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures
 
     # ------------------------------------------------------------------ each component's own keys
     import components  # here, not at the top: components import this module for `config_defaults`

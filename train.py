@@ -39,6 +39,8 @@ def reset_cfg(cfg, args) -> None:
         cfg.MODEL.BACKBONE.NAME = args.backbone
     if args.head:
         cfg.MODEL.HEAD.NAME = args.head
+    if args.no_figures:
+        cfg.TEST.FIGURES = False
 
 
 def default_cfg():
@@ -144,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=str, default="", help="load the model from this training run")
     parser.add_argument("--load-epoch", type=int, help="load model.pth.tar-N (default: model-best.pth.tar)")
     parser.add_argument("--no-train", action="store_true", help="build the trainer, then stop")
+    parser.add_argument("--no-figures", action="store_true", help="no figures in OUTPUT_DIR/figures (TEST.FIGURES False)")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE pairs that override the config")
     return parser
 

@@ -3,9 +3,11 @@
 A benchmark subclasses VideoDGDataset, names its folder and domains, and implements `read_domain`; the
 protocol (Section 5.1 of the paper) lives here once:
 
-- train_x / val: the source domains, split class-stratified into (1 - VAL_RATIO) / VAL_RATIO with
-  DATASET.SPLIT_SEED; the split is written to <dataset_dir>/splits/ on first use and read back afterwards,
-  so every method and every run seed trains and selects its model on the same videos;
+- train_x / val: the source domains, split into (1 - VAL_RATIO) / VAL_RATIO with DATASET.SPLIT_SEED, by
+  group: clips cut from one recording (a UCF101 group, an HMDB51 source video, an NTU performer, a PKU-MMD
+  sequence; a benchmark names them with `group_of`) all land on the same side, and each class gets about
+  VAL_RATIO of its clips in val. The split is written to <dataset_dir>/splits/ on first use and read back
+  afterwards, so every method and every run seed trains and selects its model on the same videos;
 - test: every video of the target domains.
 
 Domain labels follow Dassl: train/val items are numbered by their position in SOURCE_DOMAINS, test items by
@@ -15,8 +17,9 @@ import json
 import os
 import os.path as osp
 import random
-from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence, Tuple
+import tempfile
+from collections import Counter, defaultdict
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
 from framework import DatasetBase
 from video.datum import VideoDatum
@@ -31,6 +34,8 @@ class VideoDGDataset(DatasetBase):
     domains: List[str] = []
     domain_aliases: Dict[str, str] = {}  # other accepted spellings -> canonical domain name
     prepare_hint = ""  # the command that builds this benchmark's files, shown when they are missing
+    # What `group_of` groups by, recorded in split files: one text, or one per domain.
+    grouping: Union[str, Dict[str, str]] = "each clip is its own group"
 
     def __init__(self, cfg):
         if not cfg.DATASET.ROOT:
@@ -65,23 +70,34 @@ class VideoDGDataset(DatasetBase):
         """All labelled clips of one domain, with `domain_label` as their domain."""
         raise NotImplementedError
 
+    @staticmethod
+    def group_of(domain: str, key: str) -> str:
+        """The recording a clip (named by its split key) was cut from; clips of one group are never split
+        between train and val. Benchmarks whose file names say more override this."""
+        return key
+
     def source_split(self, domain: str, items: List[VideoDatum]) -> Tuple[List[VideoDatum], List[VideoDatum]]:
         """(train, val) of a source domain, from the saved split file (made on first use)."""
         ratio, seed = self.cfg.DATASET.VAL_RATIO, self.cfg.DATASET.SPLIT_SEED
         split_file = split_file_path(self.dataset_dir, domain, ratio, seed)
         keys = [self.item_key(item) for item in items]
+        group = lambda key: self.group_of(domain, key)  # noqa: E731
         if osp.isfile(split_file):
-            with open(split_file) as f:
-                val_keys = set(json.load(f)["val"])
+            saved = read_split_file(split_file)
+            val_keys = set(saved["val"])
             unknown = val_keys - set(keys)
             if unknown:
                 raise ValueError(f'Split file "{split_file}" lists {len(unknown)} videos that the dataset does not '
                                  f'have (e.g. {sorted(unknown)[0]}); delete it to make a new split.')
+            check_saved_split(split_file, saved, keys, group)
             print(f"Loaded the {domain} train/val split from {split_file}")
         else:
-            val_keys = set(stratified_val_keys(keys, [item.label for item in items], ratio, seed))
-            write_split_file(split_file, domain, ratio, seed, val_keys)
-            print(f"Created the {domain} train/val split {split_file} ({len(val_keys)} of {len(keys)} videos in val)")
+            val_keys = set(grouped_val_keys(keys, [item.label for item in items], [group(k) for k in keys],
+                                            ratio, seed))
+            grouping = grouping_text(type(self), domain)
+            write_split_file(split_file, domain, ratio, seed, val_keys, grouping=grouping)
+            print(f"Created the {domain} train/val split {split_file} ({len(val_keys)} of {len(keys)} videos in "
+                  f"val; grouped by {grouping})")
         train = [item for item, key in zip(items, keys) if key not in val_keys]
         val = [item for item, key in zip(items, keys) if key in val_keys]
         return train, val
@@ -106,6 +122,12 @@ class VideoDGDataset(DatasetBase):
         return resolved
 
 
+def grouping_text(dataset_cls: type, domain: str) -> str:
+    """What a benchmark's `group_of` groups the clips of a domain by."""
+    grouping = dataset_cls.grouping
+    return grouping[domain] if isinstance(grouping, dict) else grouping
+
+
 def split_file_path(dataset_dir: str, domain: str, val_ratio: float, seed: int) -> str:
     """Where the train/val split of one source domain is saved for a VAL_RATIO / SPLIT_SEED setting."""
     return osp.join(dataset_dir, "splits", f"{domain}_val{val_ratio:g}_seed{seed}.json")
@@ -114,12 +136,100 @@ def split_file_path(dataset_dir: str, domain: str, val_ratio: float, seed: int) 
 def write_split_file(path: str, domain: str, val_ratio: float, seed: int, val_keys: Iterable[str],
                      **extra) -> None:
     """Save a split (the keys of the validation clips) atomically; `extra` fields are kept for the reader."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
     content = {"domain": domain, "val_ratio": val_ratio, "seed": seed, "val": sorted(val_keys), **extra}
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(content, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(content, indent=1))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a text file through a temporary file of its own (unique name), then rename it into place.
+
+    Concurrent writers of one path never share a temporary file, so each rename succeeds and the last one wins;
+    the file gets the permissions a plain open() would give (mkstemp alone would make it owner-only).
+    """
+    folder = osp.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (setting it races other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere, reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def read_split_file(path: str) -> Dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def shared_groups(keys: Sequence[str], val_keys: Iterable[str], group: Callable[[str], str]) -> Tuple[int, int]:
+    """(groups with clips on both sides, val clips in such groups): 0, 0 for a group-aware split."""
+    val_keys = set(val_keys)
+    train_groups = {group(k) for k in keys if k not in val_keys}
+    val_groups = [group(k) for k in keys if k in val_keys]
+    mixed = set(val_groups) & train_groups
+    return len(mixed), sum(1 for g in val_groups if g in mixed)
+
+
+def check_saved_split(path: str, saved: Dict, keys: Sequence[str], group: Callable[[str], str]) -> None:
+    """A saved split that puts one group on both sides is accepted only when it says it was chosen that way
+    (the official APN lists); an old clip-by-clip split file is refused, with the fix."""
+    n_groups, n_clips = shared_groups(keys, saved["val"], group)
+    if not n_groups:
+        return
+    overlap = (f"{n_clips} of its {len(saved['val'])} val clips come from {n_groups} groups (recordings) that "
+               "also have clips in train")
+    if saved.get("grouping") == "none":
+        print(f'WARNING: split file "{path}" ({saved.get("source", "not group-aware")}): {overlap}, so source-val '
+              "accuracy is inflated by near-duplicates of training clips.")
+        return
+    raise ValueError(f'Split file "{path}" was made clip by clip: {overlap}. Delete it; the next run (or the '
+                     "preparation script) makes a group-aware split under the same name.")
+
+
+def grouped_val_keys(keys: Sequence[str], labels: Sequence[int], groups: Sequence[str], val_ratio: float,
+                     seed: int) -> List[str]:
+    """Validation keys chosen group by group, so no group has clips on both sides.
+
+    Groups are visited in a seeded random order; a group joins val when that brings the per-class val counts
+    closer to round(val_ratio * n_c) (summed over its classes). A group may hold several classes (an NTU
+    performer holds all of them). When every group is a single clip this is `stratified_val_keys` exactly.
+    """
+    members, per_group = defaultdict(list), defaultdict(Counter)
+    for key, label, group in zip(keys, labels, groups):
+        members[group].append(key)
+        per_group[group][label] += 1
+    if all(len(m) == 1 for m in members.values()):
+        return stratified_val_keys(keys, labels, val_ratio, seed)
+    target = {label: int(round(val_ratio * n)) for label, n in Counter(labels).items()}
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    taken, val = Counter(), []
+    for group in order:
+        counts = per_group[group]
+        before = sum(abs(taken[c] - target[c]) for c in counts)
+        after = sum(abs(taken[c] + n - target[c]) for c, n in counts.items())
+        if after < before:
+            taken.update(counts)
+            val += members[group]
+    return val
 
 
 def stratified_val_keys(keys: Sequence[str], labels: Sequence[int], val_ratio: float, seed: int) -> List[str]:

@@ -91,7 +91,7 @@ class PreparedVideoDGDataset(VideoDGDataset):
 
     def _clip(self, entry: ListEntry, list_file: str) -> Clip:
         """Where one list entry is stored (video file or frame folder) and what the reader needs to know."""
-        if entry.label >= len(self.prepared_classes):
+        if not 0 <= entry.label < len(self.prepared_classes):
             raise ValueError(f'{list_file}: label {entry.label} of "{entry.path}" but {CLASSES_FILE} has only '
                              f"{len(self.prepared_classes)} classes. {self.prepare_hint}")
         relpath, frame_range = split_range(entry.path)

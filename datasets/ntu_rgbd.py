@@ -4,6 +4,8 @@ Videos are named SsssCcccPpppRrrrAaaa_rgb.avi (setup, camera, performer, replica
 filmed by the three cameras at once, so each camera is one domain with a third of the videos. Prepare it with
 tools/prepare_ntu.py (DATASETS.md, "NTU RGB+D").
 """
+import re
+
 from framework import DATASET_REGISTRY
 
 from .list_dataset import PreparedVideoDGDataset
@@ -33,10 +35,21 @@ EXPECTED_VIDEOS = 56880
 EXPECTED_PER_CAMERA = EXPECTED_VIDEOS // 3
 
 
+def performer(key: str) -> str:
+    """Performer id of an NTU clip key (.../SsssCcccPpppRrrrAaaa_rgb -> Pppp); other names are their own group."""
+    match = re.search(r"S\d{3}C\d{3}(P\d{3})R\d{3}A\d{3}", key.rsplit("/", 1)[-1])
+    return match.group(1) if match else key
+
+
 @DATASET_REGISTRY.register()
 class NTURGBD(PreparedVideoDGDataset):
     dataset_dir = "ntu_rgbd"
     domains = list(CAMERAS.values())
     domain_aliases = {alias.format(i): name for i, name in CAMERAS.items() for alias in ("c{}", "C{:03d}")}
+    grouping = "performer (Pppp of the file name; NTU's cross-subject protocol splits by performer too)"
     prepare_hint = ("Download the NTU RGB+D 60 RGB videos and run `python tools/prepare_ntu.py --root "
                     '<DATASET.ROOT>` (DATASETS.md, "NTU RGB+D").')
+
+    @staticmethod
+    def group_of(domain: str, key: str) -> str:
+        return performer(key)

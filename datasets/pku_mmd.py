@@ -5,6 +5,7 @@ annotation file per video, `Train_Label_PKU_final/XXXX-V.txt`, with lines `label
 (label 1..51). tools/prepare_pku_mmd.py cuts one clip per annotation line (or lists frame ranges that are cut
 on the fly) and writes left.txt, middle.txt and right.txt. The paper calls the middle view "Center".
 """
+import re
 from typing import Dict, List
 
 from framework import DATASET_REGISTRY
@@ -42,10 +43,25 @@ EXPECTED_VIDEOS = 1076
 EXPECTED_ANNOTATIONS = 21545
 
 
+def sequence(key: str) -> str:
+    """Sequence of a PKU-MMD clip key (clips/left/0002-L_005 or RGB_VIDEO/0002-L@2-10 -> 0002).
+
+    The file names carry no subject id; a sequence is one recording session of the same performers, in which
+    they do many actions, so its clips are kept together. Other names are their own group.
+    """
+    match = re.match(r"(\d{4})-[LMR]", key.rsplit("/", 1)[-1])
+    return match.group(1) if match else key
+
+
 @DATASET_REGISTRY.register()
 class PKUMMD(PreparedVideoDGDataset):
     dataset_dir = "pku_mmd"
     domains = list(VIEWS.values())
     domain_aliases = {"center": "middle"}
+    grouping = "sequence (XXXX of the file name: one recording of the same performers)"
     prepare_hint = ("Download PKU-MMD phase 1 (RGB videos and labels) and run `python tools/prepare_pku_mmd.py "
                     '--root <DATASET.ROOT>` (DATASETS.md, "PKU-MMD").')
+
+    @staticmethod
+    def group_of(domain: str, key: str) -> str:
+        return sequence(key)

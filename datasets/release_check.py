@@ -21,7 +21,7 @@ from framework import get_cfg_default
 from video.datum import VideoDatum
 from video.readers import VideoReadError, count_frames
 
-from .base import split_file_path, stratified_val_keys, write_split_file
+from .base import grouped_val_keys, grouping_text, read_split_file, split_file_path, write_split_file, write_text_atomic
 from .list_dataset import CLASSES_FILE, MANIFEST_FILE, clip_key, split_range
 
 ListRow = Tuple[str, int, int]  # (path relative to the dataset folder, num_frames or 0, label)
@@ -45,6 +45,31 @@ def head(lines: Sequence[str], shown: int = SHOWN) -> List[str]:
     """The first `shown` lines plus one line saying how many were left out."""
     lines = list(lines)
     return lines[:shown] + ([f"... and {len(lines) - shown} more"] if len(lines) > shown else [])
+
+
+def writable_root(root: str) -> str:
+    """The absolute --root folder, created if missing; a root that cannot be written gets advice, not a traceback."""
+    path = osp.abspath(osp.expanduser(root))
+    advice = "Pass --root a folder you can write to (e.g. --root ~/data)"
+    if osp.exists(path) and not osp.isdir(path):
+        raise ReleaseError(f'--root "{path}" is a file, not a folder. {advice}.')
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ReleaseError(f'Cannot create --root "{path}" ({e.strerror}). {advice}, or create it first: '
+                           f'mkdir -p "{path}".') from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ReleaseError(f'--root "{path}" is not writable for this user. {advice}, or make it writable: '
+                           f'chmod u+w "{path}" (or ask its owner).')
+    return path
+
+
+def require_writable(folder: str) -> None:
+    """Stop before any output is written when the benchmark folder cannot take it."""
+    if osp.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise ReleaseError(f'"{folder}" is not writable for this user, so the list files cannot be written there. '
+                           f'Make it writable (chmod u+w "{folder}"), or copy or link the release into a folder you '
+                           "can write to and pass that folder's parent as --root.")
 
 
 def require_dir(path: str, what: str, fix: str) -> None:
@@ -103,7 +128,7 @@ def check_counts(problems: Sequence[str], summary: str, fix: str, allow_mismatch
 def count_video_frames(dataset_dir: str, relpaths: Iterable[str], desc: str) -> Tuple[Dict[str, int], List[str]]:
     """Decord's frame count of each video (what the reader will see), and the videos it cannot read."""
     counts, unreadable = {}, []
-    for relpath in tqdm(sorted(set(relpaths)), desc=desc, unit="video"):
+    for relpath in tqdm(sorted(set(relpaths)), desc=desc, unit="video", disable=None):
         try:
             counts[relpath] = count_frames(VideoDatum(osp.join(dataset_dir, relpath)))
         except VideoReadError as e:
@@ -128,14 +153,11 @@ def map_with_progress(fn: Callable, items: Sequence, workers: int, desc: str) ->
     """[fn(item) for item in items] with a progress bar, in a process pool when workers > 1."""
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
         results = pool.map(fn, items) if pool is not None else map(fn, items)
-        return list(tqdm(results, total=len(items), desc=desc, unit="video"))
+        return list(tqdm(results, total=len(items), desc=desc, unit="video", disable=None))
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"  # write, then rename: an interrupted run never leaves half a file
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)  # write, then rename: an interrupted run never leaves half a file
 
 
 def _listed_paths(list_file: str) -> Optional[List[str]]:
@@ -147,16 +169,17 @@ def _listed_paths(list_file: str) -> Optional[List[str]]:
 
 
 def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lists: Mapping[str, List[ListRow]],
-                   info: Mapping) -> None:
+                   info: Mapping, dataset_cls: type) -> None:
     """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale.
 
     prepared.json holds `info` (what the script wants to record) plus the class names and the clips per
-    domain and per class.
+    domain and per class. Each domain's default split groups clips with `dataset_cls.group_of`.
     """
     spaced = [path for rows in lists.values() for path, _, _ in rows if len(path.split()) != 1]
     if spaced:  # list files are whitespace separated
         raise ReleaseError(f"{len(spaced)} file names contain whitespace, which list files cannot hold:\n  " +
                            "\n  ".join(head(spaced)) + "\nRename them (e.g. spaces to underscores) and rerun.")
+    require_writable(dataset_dir)
     os.makedirs(dataset_dir, exist_ok=True)
     _write_text(osp.join(dataset_dir, CLASSES_FILE), "".join(f"{name}\n" for name in classnames))
     changed = []
@@ -173,26 +196,39 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     _write_text(osp.join(dataset_dir, MANIFEST_FILE), json.dumps(manifest, indent=1) + "\n")
     for domain, rows in lists.items():
         print(f"  {domain}.txt: {len(rows)} clips")
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    rewritten = [write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED,
+                                     dataset_cls, subset=info.get("subset")) for domain, rows in lists.items()]
     split_dir = osp.join(dataset_dir, "splits")
     stale = [name for name in (os.listdir(split_dir) if osp.isdir(split_dir) else [])
-             if name.split("_val")[0] in changed]
+             if name.split("_val")[0] in changed and osp.join(split_dir, name) not in rewritten]
     if stale:
         print(f"NOTE: the lists of {changed} changed; the saved splits {stale} in {split_dir} were made from the "
               "old lists. Delete them to split the new lists (runs on the old split are not comparable).")
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
-    for domain, rows in lists.items():
-        write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED)
     print(f"Prepared {dataset_dir}")
 
 
-def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int) -> None:
+def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int,
+                        dataset_cls: type, subset: Optional[int] = None) -> Optional[str]:
     """Save the train/val split that a run with the default DATASET.VAL_RATIO / SPLIT_SEED uses when this
-    domain is a source (the same split the dataset class would make on first use); keep an existing one."""
+    domain is a source (the same group-aware split the dataset class would make on first use); keep an
+    existing one, unless it was made for another trial subset (`--subset`) than this preparation's.
+    Returns the path when it wrote the file."""
     path = split_file_path(dataset_dir, domain, ratio, seed)
     if osp.isfile(path):
-        return
+        if read_split_file(path).get("subset") == subset:
+            return None
+        print(f"  replacing {osp.relpath(path, dataset_dir)}: it was made for another --subset preparation")
     keys = [clip_key(*split_range(relpath)) for relpath, _, _ in rows]
-    write_split_file(path, domain, ratio, seed, stratified_val_keys(keys, [label for _, _, label in rows], ratio, seed))
+    groups = [dataset_cls.group_of(domain, key) for key in keys]
+    val = grouped_val_keys(keys, [label for _, _, label in rows], groups, ratio, seed)
+    grouping = grouping_text(dataset_cls, domain)
+    extra = {"subset": subset} if subset is not None else {}
+    write_split_file(path, domain, ratio, seed, val, grouping=grouping, **extra)
+    val_set = set(val)
+    val_groups = {g for g, k in zip(groups, keys) if k in val_set}
     print(f"  split {osp.relpath(path, dataset_dir)}: the {domain} train/val split of any run with "
-          f"DATASET.VAL_RATIO {ratio:g} and DATASET.SPLIT_SEED {seed}")
+          f"DATASET.VAL_RATIO {ratio:g} and DATASET.SPLIT_SEED {seed}: {len(val)} of {len(keys)} clips in val, "
+          f"{len(val_groups)} of {len(set(groups))} groups ({grouping})")
+    return path

@@ -32,5 +32,6 @@ class SSv2DG(PreparedVideoDGDataset):
     dataset_dir = "ssv2_dg"
     domains = list(DOMAINS)
     domain_aliases = {"real": "doing", "pretend": "pretending"}
+    grouping = "each video is its own group (the release names no recording or performer)"
     prepare_hint = ("Download Something-Something v2 and run `python tools/prepare_ssv2.py --root <DATASET.ROOT>` "
                     '(DATASETS.md, "Something-Something").')

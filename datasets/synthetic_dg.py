@@ -14,7 +14,7 @@ from video.datum import VideoDatum
 from video.listfile import parse_list_file
 
 from .base import VideoDGDataset
-from .synthetic_videos import DOMAINS, FRAME_TMPL, GeneratorParams, ensure_dataset
+from .synthetic_videos import DOMAINS, FRAME_TMPL, MANIFEST, GeneratorParams, ensure_dataset
 
 
 @config_defaults
@@ -37,6 +37,9 @@ def generator_params(cfg) -> GeneratorParams:
 class SyntheticVideoDG(VideoDGDataset):
     dataset_dir = "synthetic_video_dg"
     domains = list(DOMAINS)
+    # Every clip has its own independently drawn generating parameters (video_rng(seed, domain, class, index)):
+    # no two clips share a start, appearance or timing, so each clip is its own group.
+    grouping = "each clip is its own group (its generating parameters are drawn independently)"
     prepare_hint = ("Nothing to download: the synthetic benchmark is generated under that folder on first use "
                     "(a few seconds), e.g. --root data.")
 
@@ -46,7 +49,12 @@ class SyntheticVideoDG(VideoDGDataset):
 
     def read_domain(self, domain: str, domain_label: int) -> List[VideoDatum]:
         classnames = self.manifest["classes"]
-        entries = parse_list_file(osp.join(self.dataset_dir, f"{domain}.txt"), root=self.dataset_dir)
+        list_file = osp.join(self.dataset_dir, f"{domain}.txt")
+        entries = parse_list_file(list_file, root=self.dataset_dir)
+        for entry in entries:  # the same report as a prepared benchmark's (datasets/list_dataset.py)
+            if not 0 <= entry.label < len(classnames):
+                raise ValueError(f'{list_file}: label {entry.label} of "{entry.path}" but {MANIFEST} has only '
+                                 f'{len(classnames)} classes. Delete "{self.dataset_dir}" to generate it again.')
         # The frame template is the generator's, whatever DATASET.FRAME_TMPL says: these are its files.
         return [VideoDatum(entry.path, label=entry.label, domain=domain_label, classname=classnames[entry.label],
                            num_frames=entry.num_frames, frame_tmpl=FRAME_TMPL, first_frame=1)

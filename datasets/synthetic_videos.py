@@ -403,11 +403,14 @@ def generate_dataset(parent_dir: str, params: GeneratorParams) -> str:
     """
     params.validate()
     final_dir = osp.join(parent_dir, variant_name(params))
-    os.makedirs(parent_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=f".{variant_name(params)}.tmp-", dir=parent_dir)
+    tmp_dir = _make_temporary_folder(parent_dir, f".{variant_name(params)}.tmp-")
     total = len(DOMAINS) * len(CLASS_NAMES) * params.videos_per_class
     try:
-        with tqdm(total=total, desc=f"Generating {variant_name(params)}", unit="video") as progress_bar:
+        # mkdtemp makes an owner-only folder; give it the mode any other new folder gets (world-readable
+        # with the usual umask 022), since it becomes the dataset folder
+        os.chmod(tmp_dir, 0o777 & ~_umask())
+        with tqdm(total=total, desc=f"Generating {variant_name(params)}", unit="video",
+                  disable=None) as progress_bar:  # disable=None: quiet when not a terminal
             _write_variant(tmp_dir, params, progress_bar)
         try:
             os.rename(tmp_dir, final_dir)
@@ -419,6 +422,30 @@ def generate_dataset(parent_dir: str, params: GeneratorParams) -> str:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return final_dir
+
+
+def _umask() -> int:
+    """The process umask, without changing it where Linux shows it (as datasets/base.py reads it)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def _make_temporary_folder(parent_dir: str, prefix: str) -> str:
+    """A fresh folder under parent_dir (made if missing); a root that cannot be written gets advice."""
+    try:
+        os.makedirs(parent_dir, exist_ok=True)
+        return tempfile.mkdtemp(prefix=prefix, dir=parent_dir)
+    except OSError as e:
+        root = osp.dirname(osp.abspath(parent_dir))
+        raise PermissionError(
+            f'Cannot write the synthetic benchmark into "{parent_dir}" ({e.strerror}). Pass --root (DATASET.ROOT) a '
+            f'folder you can write to, e.g. --root ~/data, or make "{root}" writable (chmod u+w). The first run '
+            "generates the benchmark there; later runs only read it.") from None
 
 
 def check_manifest(variant_dir: str, params: GeneratorParams) -> Dict[str, object]:

@@ -3,6 +3,8 @@
 One dataset is the source (split 70/30 into train/val), the other the target (tested whole). Prepare it with
 tools/prepare_ucf_hmdb.py (DATASETS.md, "UCF-HMDB").
 """
+import re
+
 from framework import DATASET_REGISTRY
 
 from .list_dataset import PreparedVideoDGDataset
@@ -39,9 +41,45 @@ RELEASES = {
 }
 
 
+# UCF101 names clips v_<Class>_g<group>_c<clip>: the clips of one group are cut from one long video.
+UCF_NAME = re.compile(r"v_(?P<cls>.+)_g(?P<group>\d+)_c\d+")
+# HMDB51 names clips <source video>_<action>_<body>_<camera motion>_<people>_<viewpoint>_<quality>_<n>; the
+# clips of one source video (a film or a web video, often in several classes) share that name.
+HMDB_SUFFIX = re.compile(r"_[a-z]+_(?:cm|nm)_np\d+_[a-z]+_[a-z]+_\d+")
+
+
+def ucf_group(key: str) -> str:
+    """Class folder and group of a UCF101 clip key (.../<Class>/v_<Class>_gXX_cYY -> <Class>/gXX)."""
+    match = UCF_NAME.fullmatch(key.rsplit("/", 1)[-1])
+    return f"{match.group('cls')}/g{match.group('group')}" if match else key
+
+
+def hmdb_source(key: str) -> str:
+    """Source video of an HMDB51 clip key: its name before the action and the clip's attribute suffix.
+
+    A name without the attribute suffix (e.g. a renamed frame folder video_NNNN) is its own group.
+    """
+    parts = key.split("/")
+    name, action = parts[-1], parts[-2] if len(parts) > 1 else ""
+    match = HMDB_SUFFIX.search(name)
+    if not match or match.end() != len(name):
+        return key
+    source = name[:match.start()]
+    for spelling in {action, action.replace("_", " "), action.replace("_", "")}:  # the action tag, if any
+        if spelling and source.endswith("_" + spelling):
+            return source[:-len(spelling) - 1]
+    return source
+
+
 @DATASET_REGISTRY.register()
 class UCFHMDB(PreparedVideoDGDataset):
     dataset_dir = "ucf_hmdb"
     domains = ["ucf", "hmdb"]
+    grouping = {"ucf": "UCF101 group (class folder and gXX)",
+                "hmdb": "HMDB51 source video (the name before the action and clip attributes)"}
+
+    @staticmethod
+    def group_of(domain: str, key: str) -> str:
+        return ucf_group(key) if domain == "ucf" else hmdb_source(key)
     prepare_hint = ("Download UCF101 and HMDB51 and run `python tools/prepare_ucf_hmdb.py --root <DATASET.ROOT>` "
                     '(DATASETS.md, "UCF-HMDB").')

@@ -62,7 +62,14 @@ if _reason is None:
     from .builtin.checkpointing import CheckpointMixin
 
     class TrainerX(CheckpointMixin, _DasslTrainerX):
-        """Dassl's TrainerX with the checkpoint fixes of CheckpointMixin."""
+        """Dassl's TrainerX with the checkpoint fixes, exact resume and best-epoch tie-break of CheckpointMixin."""
+
+    # Dassl's batch lines format every loss with 4 decimals (a transport cost of 3e-6 prints 0.0000); its
+    # run_epoch takes MetricMeter from this module, so the built-in meter (same interface) is put there.
+    import dassl.engine.trainer as _dassl_trainer_module
+
+    from .builtin.utils import MetricMeter as _ReadableMetricMeter
+    _dassl_trainer_module.MetricMeter = _ReadableMetricMeter
 
 else:
     ENGINE = "builtin"
@@ -82,7 +89,8 @@ else:
 # Always the built-in versions (see the module docstring).
 from .builtin.optim import build_lr_scheduler  # noqa: E402
 from .builtin.registry import check_availability  # noqa: E402
-from .builtin.utils import load_checkpoint, read_json, save_checkpoint, setup_logger, write_json  # noqa: E402
+from .builtin.utils import (CheckpointError, load_checkpoint, read_json, save_checkpoint,  # noqa: E402
+                            setup_logger, write_json)
 
 
 def clean_cfg(cfg, trainer: str) -> None:
@@ -106,5 +114,5 @@ __all__ = [
     "NETWORK_REGISTRY", "build_network", "EVALUATOR_REGISTRY", "build_evaluator", "build_optimizer",
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",
     "MetricMeter", "mkdir_if_missing", "count_num_param", "load_pretrained_weights", "load_checkpoint",
-    "save_checkpoint", "read_json", "write_json",
+    "save_checkpoint", "read_json", "write_json", "CheckpointError",
 ]

@@ -17,6 +17,7 @@ TINY_SYNTHETIC = [
     "INPUT.NUM_SEGMENTS", "3", "DATALOADER.NUM_WORKERS", "0",
     "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
     "MODEL.BACKBONE.FEATURE_DIM", "16", "TRAIN.PRINT_FREQ", "1", "USE_CUDA", "False",
+    "TEST.FIGURES", "False",  # about 3 s a run; tests/test_figures.py turns them on
 ]
 SYNTHETIC_ARGS = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio",
                   "--target-domains", "street", "sketch", "glimpse"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import train
-from datasets import ntu_rgbd, pku_mmd, something_something, ucf_hmdb
+from datasets import base, ntu_rgbd, pku_mmd, something_something, ucf_hmdb
 from datasets.base import DatasetNotFoundError
 from datasets.list_dataset import clip_key
 from defaults import extend_cfg
@@ -101,26 +101,44 @@ def target_rows(rows: list) -> dict:
     return {row["domain"]: row["n"] for row in rows if row["split"] == "target"}
 
 
+def assert_group_aware(dataset, domain: str, dataset_dir) -> None:
+    """No group (recording) of the source domain has clips in both train and val, and val is not empty."""
+    cls = type(dataset)
+    group = lambda item: cls.group_of(domain, clip_key(osp.relpath(item.impath, dataset_dir), item.frame_range))
+    train, val = {group(i) for i in dataset.train_x}, {group(i) for i in dataset.val}
+    assert val and not train & val, sorted(train & val)
+
+
 def read_list(path: str) -> list:
     with open(path) as f:
         return [line.split() for line in f if line.strip() and not line.startswith("#")]
 
 
 # ---------------------------------------------------------------------------------------------- UCF-HMDB
-UCF_PER_FOLDER = 2
+UCF_PER_FOLDER = 3
+# UCF101 names: two clips of group g01 (cut from one long video) and one of g02 in every class folder.
+UCF_NAMES = ("g01_c01", "g01_c02", "g02_c01")
+
+
+def hmdb_names(folder: str) -> list:
+    """HMDB51 names <source video>_<action>_<attributes>_<n>: two clips of one film of this class and one of a
+    film that has a clip in every class (HMDB51 cuts several actions from one film)."""
+    film = folder.title().replace("_", "")
+    return [f"{film}Film_{folder}_f_cm_np1_le_med_0.avi", f"{film}Film_{folder}_u_nm_np1_fr_goo_1.avi",
+            f"Shared_Movie_{folder}_f_cm_np1_ba_bad_0.avi"]
 
 
 @pytest.fixture
 def ucf_release(tmp_path, monkeypatch):
-    """UCF-101/<Class>/v_<Class>_g01_c0k.avi and hmdb51/<class>/<name>.avi, 2 videos per folder, plus folders
+    """UCF-101/<Class>/v_<Class>_gXX_cYY.avi and hmdb51/<class>/<name>.avi, 3 videos per folder, plus folders
     of classes outside the benchmark; the expected counts shrink to match."""
     data = tmp_path / "data" / "ucf_hmdb"
     for folder in list(ucf_hmdb.UCF_FOLDERS) + ["ApplyEyeMakeup"]:
-        for k in range(1, UCF_PER_FOLDER + 1):
-            write_video(str(data / "UCF-101" / folder / f"v_{folder}_g01_c0{k}.avi"))
+        for name in UCF_NAMES:
+            write_video(str(data / "UCF-101" / folder / f"v_{folder}_{name}.avi"))
     for folder in list(ucf_hmdb.HMDB_FOLDERS) + ["brush_hair"]:
-        for k in range(UCF_PER_FOLDER):
-            write_video(str(data / "hmdb51" / folder / f"{folder}_clip_{k}_f_cm_np1_le_med_{k}.avi"))
+        for name in hmdb_names(folder):
+            write_video(str(data / "hmdb51" / folder / name))
     for expected in (ucf_hmdb.EXPECTED_UCF, ucf_hmdb.EXPECTED_HMDB):
         for folder in expected:
             monkeypatch.setitem(expected, folder, UCF_PER_FOLDER)
@@ -140,10 +158,12 @@ def test_ucf_hmdb_release_is_parsed_into_domains_labels_and_a_saved_split(ucf_re
     dataset = build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
     assert dataset.classnames == ucf_hmdb.CLASSES
     labels = [item.label for item in dataset.train_x + dataset.val]
-    assert [labels.count(k) for k in range(12)] == [4, 2, 2, 2, 2, 6, 2, 2, 2, 2, 2, 2]
-    # 70/30 per class: round(0.3 * n) in val, so 1 of 2, 1 of 4 (climb) and 2 of 6 (punch).
+    assert [labels.count(k) for k in range(12)] == [6, 3, 3, 3, 3, 9, 3, 3, 3, 3, 3, 3]
+    # 70/30 per class by group: round(0.3 * n) in val, so 1 of 3 (the g02 clip: taking g01 would put 2 in
+    # val), 2 of 6 (climb) and 3 of 9 (punch), and no group on both sides.
     val = [item.label for item in dataset.val]
-    assert [val.count(k) for k in range(12)] == [1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1]
+    assert [val.count(k) for k in range(12)] == [2, 1, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1]
+    assert_group_aware(dataset, "ucf", ucf_release / "ucf_hmdb")
     assert {item.domain for item in dataset.train_x + dataset.val} == {0}
     assert len(dataset.test) == 12 * UCF_PER_FOLDER and {item.domain for item in dataset.test} == {0}
     assert sorted({item.classname for item in dataset.test}) == sorted(ucf_hmdb.CLASSES)
@@ -162,7 +182,7 @@ def test_preparing_other_videos_warns_that_the_saved_split_is_stale(ucf_release,
     os.remove(ucf_release / "ucf_hmdb" / "UCF-101" / "Fencing" / "v_Fencing_g01_c01.avi")
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--allow-mismatch"]) == 0
     out = capsys.readouterr().out
-    assert "WARNING (--allow-mismatch)" in out and "UCF-101/Fencing: 1 of 2 videos (1 missing)" in out
+    assert "WARNING (--allow-mismatch)" in out and "UCF-101/Fencing: 2 of 3 videos (1 missing)" in out
     assert "NOTE: the lists of ['ucf'] changed; the saved splits ['ucf_val0.3_seed1.json']" in out
 
 
@@ -171,9 +191,9 @@ def test_ucf_hmdb_missing_videos_are_reported_with_the_fix(ucf_release, capsys):
     shutil.rmtree(ucf_release / "ucf_hmdb" / "UCF-101" / "Biking")
     assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
     err = capsys.readouterr().err
-    assert "UCF-101/Biking: missing (expected 2 videos)" in err
-    assert "UCF-101/Archery: 1 of 2 videos (1 missing)" in err
-    assert "27 of the 30 expected videos" in err and "unrar x UCF101.rar" in err and "Traceback" not in err
+    assert "UCF-101/Biking: missing (expected 3 videos)" in err
+    assert "UCF-101/Archery: 2 of 3 videos (1 missing)" in err
+    assert "41 of the 45 expected videos" in err and "unrar x UCF101.rar" in err and "Traceback" not in err
     assert not (ucf_release / "ucf_hmdb" / "ucf.txt").exists()
 
     shutil.rmtree(ucf_release / "ucf_hmdb" / "hmdb51")  # a whole release missing: path and download command
@@ -193,6 +213,7 @@ def test_official_lists_become_the_saved_split(ucf_release, tmp_path, capsys):
     ucf_videos = sorted((f, n) for f in ucf_hmdb.UCF_FOLDERS for n in os.listdir(ucf_release / "ucf_hmdb" /
                                                                                  "UCF-101" / f))
     val = {v for v in ucf_videos if v[1].endswith("c01.avi") and v[0] in ("Archery", "Punch", "Biking")}
+    assert len(val) == 6  # g01_c01 and g02_c01 of 3 folders: g01 also has a clip in train
     for name, part in (("ucf_train.txt", [v for v in ucf_videos if v not in val]), ("ucf_val.txt", sorted(val))):
         (lists / name).write_text("".join(official_line("ucf", f, n, ucf_hmdb.UCF_FOLDERS[f]) for f, n in part))
     # The official HMDB lists name renamed frame folders (video_NNNN): they cannot match the raw release.
@@ -202,13 +223,15 @@ def test_official_lists_become_the_saved_split(ucf_release, tmp_path, capsys):
     assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main,
                                      ["--root", str(ucf_release), "--official-lists", str(lists)]) == 1
     out, err = capsys.readouterr()
-    assert "Official ucf split: 3 of 30 videos in val" in out and "DATASET.VAL_RATIO 0.1" in out
+    assert "Official ucf split: 6 of 45 videos in val" in out and "DATASET.VAL_RATIO 0.13" in out
+    assert "NOT group-aware: 3 of its 6 val clips come from 3 groups that also have clips in train" in out
     assert "climb/video_0060" in err and "video_NNNN" in err and "Traceback" not in err
 
-    cfg = make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"], VAL_RATIO=0.1)
-    dataset = build_dataset(cfg)
+    cfg = make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"], VAL_RATIO=0.13)
+    dataset = build_dataset(cfg)  # the chosen official split is used as it is, with a warning
+    assert "WARNING" in capsys.readouterr().out
     assert sorted((osp.basename(osp.dirname(i.impath)), osp.basename(i.impath)) for i in dataset.val) == sorted(val)
-    assert len(dataset.train_x) == 27
+    assert len(dataset.train_x) == 39
 
 
 @pytest.mark.skipif(not osp.isdir(REFERENCE_LISTS), reason="the official APN list files are not on this machine")
@@ -349,6 +372,8 @@ def test_pku_trimming_cuts_the_annotated_frames_and_skips_lines_outside(pku_rele
         clip = folder / "clips" / "left" / f"0002-L_{line:03d}.mp4"
         assert decoded_indices(str(clip)) == list(range(start, end + 1))
     dataset = build_dataset(make_cfg("PKUMMD", pku_release, ["center"], ["left", "right"]))
+    assert_group_aware(dataset, "middle", folder)
+    assert {osp.basename(i.impath)[:4] for i in dataset.val} in ({"0002"}, {"0003"})  # one whole sequence
     assert len(dataset.prepared_classes) == 41 and dataset.prepared_classes[daily.index(8)] == "drink water"
     assert len(dataset.test) == 12 and {i.domain for i in dataset.test} == {0, 1}
 
@@ -374,15 +399,15 @@ def test_pku_missing_annotation_file_is_reported(pku_release, capsys):
 # ---------------------------------------------------------------------------------------------- NTU RGB+D
 @pytest.fixture
 def ntu_release(tmp_path, monkeypatch):
-    """nturgb+d_rgb/S001CcccP001RrrrAaaa_rgb.avi: 3 cameras x 3 actions x 2 replications, plus an NTU-120 file."""
+    """nturgb+d_rgb/S001CcccPpppR001Aaaa_rgb.avi: 3 cameras x 3 actions x 3 performers, plus an NTU-120 file."""
     folder = tmp_path / "data" / "ntu_rgbd" / "nturgb+d_rgb"
     for camera in (1, 2, 3):
         for action in (1, 2, 3):
-            for rep in (1, 2):
-                write_video(str(folder / f"S001C{camera:03d}P001R{rep:03d}A{action:03d}_rgb.avi"))
+            for performer in (1, 2, 3):
+                write_video(str(folder / f"S001C{camera:03d}P{performer:03d}R001A{action:03d}_rgb.avi"))
     write_video(str(folder / "S018C001P008R001A061_rgb.avi"))
-    monkeypatch.setattr(ntu_rgbd, "EXPECTED_VIDEOS", 18)
-    monkeypatch.setattr(ntu_rgbd, "EXPECTED_PER_CAMERA", 6)
+    monkeypatch.setattr(ntu_rgbd, "EXPECTED_VIDEOS", 27)
+    monkeypatch.setattr(ntu_rgbd, "EXPECTED_PER_CAMERA", 9)
     monkeypatch.setattr(ntu_rgbd, "NUM_SETUPS", 1)
     return tmp_path / "data"
 
@@ -391,10 +416,13 @@ def test_ntu_release_is_split_by_camera(ntu_release, capsys):
     assert prepare_ntu.main(["--root", str(ntu_release)]) == 0
     assert "Ignored 1 files" in capsys.readouterr().out
     rows = read_list(str(ntu_release / "ntu_rgbd" / "camera2.txt"))
-    assert len(rows) == 6 and all("C002" in r[0] for r in rows)
-    assert sorted(int(r[2]) for r in rows) == [0, 0, 1, 1, 2, 2]
+    assert len(rows) == 9 and all("C002" in r[0] for r in rows)
+    assert sorted(int(r[2]) for r in rows) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     dataset = build_dataset(make_cfg("NTURGBD", ntu_release, ["camera1"], ["c2", "C003"]))
-    assert len(dataset.train_x) + len(dataset.val) == 6 and len(dataset.val) == 3
+    assert len(dataset.train_x) + len(dataset.val) == 9 and len(dataset.val) == 3
+    # by performer: one performer's three actions in val, the other two performers in train
+    assert len({osp.basename(i.impath)[8:12] for i in dataset.val}) == 1
+    assert_group_aware(dataset, "camera1", ntu_release / "ntu_rgbd")
     assert {(osp.basename(i.impath)[4:8], i.domain) for i in dataset.test} == {("C002", 0), ("C003", 1)}
     assert dataset.test[0].classname == ntu_rgbd.ACTIONS[dataset.test[0].label]
 
@@ -403,7 +431,7 @@ def test_ntu_missing_video_and_setup_are_reported(ntu_release, capsys, monkeypat
     os.remove(ntu_release / "ntu_rgbd" / "nturgb+d_rgb" / "S001C002P001R001A001_rgb.avi")
     assert prepare_ntu.run_main(prepare_ntu.main, ["--root", str(ntu_release)]) == 1
     err = capsys.readouterr().err
-    assert "17 of the 18 NTU RGB+D 60 videos" in err and "camera2: 5 of 6 videos (1 missing)" in err
+    assert "26 of the 27 NTU RGB+D 60 videos" in err and "camera2: 8 of 9 videos (1 missing)" in err
     monkeypatch.setattr(ntu_rgbd, "NUM_SETUPS", 2)
     assert prepare_ntu.run_main(prepare_ntu.main, ["--root", str(ntu_release)]) == 1
     assert "setup S002: no videos (nturgbd_rgb_s002.zip not extracted)" in capsys.readouterr().err
@@ -438,7 +466,7 @@ def test_a_missing_release_is_a_report_with_the_download_command(script, tmp_pat
 def test_end_to_end_ucf_hmdb(ucf_release, tmp_path):
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
     rows = train_once(ucf_release, tmp_path / "out", "ucf_hmdb", ["ucf"], ["hmdb"], segments=5)
-    assert target_rows(rows) == {"hmdb": 24}
+    assert target_rows(rows) == {"hmdb": 36}
 
 
 def test_end_to_end_ssv2(ssv2_release, tmp_path):
@@ -456,4 +484,124 @@ def test_end_to_end_pku_mmd(pku_release, tmp_path):
 def test_end_to_end_ntu(ntu_release, tmp_path):
     assert prepare_ntu.main(["--root", str(ntu_release)]) == 0
     rows = train_once(ntu_release, tmp_path / "out", "ntu_rgbd", ["camera1"], ["camera2", "camera3"])
-    assert target_rows(rows) == {"camera2": 6, "camera3": 6, "pooled": 12}
+    assert target_rows(rows) == {"camera2": 9, "camera3": 9, "pooled": 18}
+
+
+# ---------------------------------------------------------------------------------------------- group-aware splits
+def test_group_names_follow_each_release_naming_scheme():
+    assert ucf_hmdb.UCFHMDB.group_of("ucf", "UCF-101/Archery/v_Archery_g07_c03") == "Archery/g07"
+    assert ucf_hmdb.UCFHMDB.group_of("ucf", "UCF-101/Punch/v_Punch_g07_c01") == "Punch/g07"  # groups are per class
+    hmdb = "hmdb51/kick_ball/Goal_Kick_Compilation_kick_ball_f_cm_np1_ba_med_12"
+    assert ucf_hmdb.UCFHMDB.group_of("hmdb", hmdb) == "Goal_Kick_Compilation"
+    walk = "hmdb51/walk/Goal_Kick_Compilation_walk_f_nm_np2_le_goo_0"
+    assert ucf_hmdb.UCFHMDB.group_of("hmdb", walk) == "Goal_Kick_Compilation"  # one film, two classes
+    assert ucf_hmdb.UCFHMDB.group_of("hmdb", "HMDB/climb/video_0060") == "HMDB/climb/video_0060"  # renamed copy
+    assert ntu_rgbd.NTURGBD.group_of("camera1", "nturgb+d_rgb/S004C001P007R002A044_rgb") == "P007"
+    assert pku_mmd.PKUMMD.group_of("left", "clips/left/0291-L_012") == "0291"
+    assert pku_mmd.PKUMMD.group_of("left", "RGB_VIDEO/0291-L@10-90") == "0291"
+    assert something_something.SSv2DG.group_of("doing", "20bn-something-something-v2/1234") == \
+        "20bn-something-something-v2/1234"
+
+
+def test_grouped_split_keeps_groups_whole_and_classes_near_the_ratio():
+    rng = np.random.default_rng(0)
+    keys, labels, groups = [], [], []
+    for g in range(60):  # groups of 1-7 clips; a third of them span several classes
+        classes = rng.integers(0, 5, size=rng.integers(1, 8)) if g % 3 == 0 else [g % 5] * rng.integers(1, 8)
+        for k, label in enumerate(classes):
+            keys.append(f"g{g}_c{k}")
+            labels.append(int(label))
+            groups.append(f"g{g}")
+    val = set(base.grouped_val_keys(keys, labels, groups, 0.3, seed=1))
+    assert val == set(base.grouped_val_keys(keys, labels, groups, 0.3, seed=1))  # reproducible
+    assert val != set(base.grouped_val_keys(keys, labels, groups, 0.3, seed=2))
+    assert base.shared_groups(keys, val, lambda key: key.split("_")[0]) == (0, 0)
+    for c in range(5):
+        n = labels.count(c)
+        n_val = sum(1 for key, label in zip(keys, labels) if label == c and key in val)
+        assert abs(n_val - 0.3 * n) <= 4, (c, n_val, n)
+    # single-clip groups: exactly the class-stratified split (splits of such benchmarks do not change)
+    assert sorted(base.grouped_val_keys(keys, labels, keys, 0.3, 1)) == \
+        sorted(base.stratified_val_keys(keys, labels, 0.3, 1))
+
+
+def test_hmdb_split_keeps_a_film_with_clips_in_every_class_on_one_side(ucf_release):
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    dataset = build_dataset(make_cfg("UCFHMDB", ucf_release, ["hmdb"], ["ucf"]))
+    assert_group_aware(dataset, "hmdb", ucf_release / "ucf_hmdb")
+    assert sorted(osp.basename(i.impath) for i in dataset.val) == sorted(
+        hmdb_names(folder)[2] for folder in ucf_hmdb.HMDB_FOLDERS)  # Shared_Movie: one clip of each class
+
+
+def test_a_clip_by_clip_split_file_is_refused_with_the_fix(ucf_release):
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    split_file = ucf_release / "ucf_hmdb" / "splits" / "ucf_val0.3_seed1.json"
+    old = json.loads(split_file.read_text())
+    old["val"] = [k for k in old["val"] if "g02" in k] + ["UCF-101/Archery/v_Archery_g01_c01"]
+    del old["grouping"]  # as an older version wrote it
+    split_file.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"made clip by clip: 1 of its 16 val clips come from 1 groups .* Delete it"):
+        build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
+    os.remove(split_file)
+    assert_group_aware(build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"])), "ucf",
+                       ucf_release / "ucf_hmdb")
+
+
+@pytest.mark.skipif(not osp.isdir(REFERENCE_LISTS), reason="the official APN list files are not on this machine")
+def test_official_ucf_lists_are_not_group_aware():
+    """Measured on the official APN lists: every UCF val clip shares its group with train clips; the HMDB lists
+    name renamed folders (video_NNNN), so their grouping cannot be read from them."""
+    assert prepare_ucf_hmdb.official_group_overlap(REFERENCE_LISTS, "ucf") == (406, 406, 255, 375)
+    assert prepare_ucf_hmdb.official_group_overlap(REFERENCE_LISTS, "hmdb") == (366, 0, 0, 1800)
+
+
+# ---------------------------------------------------------------------------------------------- partial releases
+def test_every_missing_folder_of_both_releases_is_reported_at_once(ucf_release, capsys):
+    for folder in ucf_hmdb.UCF_FOLDERS:  # all 15 UCF class folders gone, and the whole HMDB51 release
+        shutil.rmtree(ucf_release / "ucf_hmdb" / "UCF-101" / folder)
+    shutil.rmtree(ucf_release / "ucf_hmdb" / "hmdb51")
+    assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
+    err = capsys.readouterr().err
+    assert all(f"UCF-101/{folder}: missing (expected 3 videos)" in err for folder in ucf_hmdb.UCF_FOLDERS)
+    assert "more" not in err and "HMDB51 (hmdb domain) not found" in err and "hmdb51_org" in err
+    assert "tools/download.py ucf_hmdb" in err and "Traceback" not in err
+
+
+def test_archive_folder_names_are_recognised_and_unextracted_class_archives_named(ucf_release, capsys):
+    data = ucf_release / "ucf_hmdb"
+    os.rename(data / "hmdb51", data / "hmdb51_org")  # where some copies of hmdb51_org.rar unpack
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    assert "linked" in capsys.readouterr().out and osp.islink(data / "hmdb51")
+    assert len(read_list(str(data / "hmdb.txt"))) == 12 * 3
+    os.remove(data / "hmdb51")
+    shutil.rmtree(data / "hmdb51_org")
+    (data / "hmdb51_org").mkdir()
+    for folder in ucf_hmdb.HMDB_FOLDERS:  # hmdb51_org.rar holds one archive per class
+        (data / "hmdb51_org" / f"{folder}.rar").write_bytes(b"Rar!")
+    assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
+    err = capsys.readouterr().err
+    assert "class archives are not extracted yet (12 of 12 class .rar files" in err and "unrar x" in err
+
+
+def test_subset_prepares_a_trial_from_a_partial_release(ucf_release, capsys):
+    for folder in ucf_hmdb.UCF_FOLDERS:  # a partial download: some folders hold only 2 of their 3 videos
+        if folder < "C":
+            os.remove(ucf_release / "ucf_hmdb" / "UCF-101" / folder / f"v_{folder}_g01_c02.avi")
+    assert prepare_ucf_hmdb.run_main(prepare_ucf_hmdb.main, ["--root", str(ucf_release)]) == 1
+    capsys.readouterr()
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--subset", "2"]) == 0
+    assert "trial subset" in capsys.readouterr().out
+    rows = read_list(str(ucf_release / "ucf_hmdb" / "ucf.txt"))
+    assert len(rows) == 15 * 2 and all(sum(r[0].split("/")[1] == f for r in rows) == 2 for f in ucf_hmdb.UCF_FOLDERS)
+    # two clips per folder, from two groups, so the group-aware split has both sides
+    dataset = build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
+    assert_group_aware(dataset, "ucf", ucf_release / "ucf_hmdb")
+    assert len(dataset.test) == 12 * 2
+    assert json.loads((ucf_release / "ucf_hmdb" / "prepared.json").read_text())["subset"] == 2
+    # preparing the whole release afterwards replaces the subset's default split
+    for folder in ucf_hmdb.UCF_FOLDERS:
+        if folder < "C":
+            write_video(str(ucf_release / "ucf_hmdb" / "UCF-101" / folder / f"v_{folder}_g01_c02.avi"))
+    assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
+    full = build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))
+    assert len(full.train_x) + len(full.val) == 45 and len(full.val) == 15

@@ -143,7 +143,8 @@ def test_checkpoint_layout_and_round_trip(tmp_path):
     assert sorted(os.listdir(folder)) == ["checkpoint", "model-best.pth.tar", "model.pth.tar-1", "model.pth.tar-2"]
     assert (folder / "checkpoint").read_text().strip() == "model.pth.tar-2"  # best does not move the pointer
     ckpt = load_checkpoint(str(folder / "model.pth.tar-2"))
-    assert set(ckpt) == {"state_dict", "epoch", "optimizer", "scheduler", "val_result"}
+    # Dassl's keys, plus the random state for an exact resume
+    assert set(ckpt) == {"state_dict", "epoch", "optimizer", "scheduler", "val_result", "rng_state"}
     assert ckpt["epoch"] == 2 and ckpt["val_result"] is None
     assert not any(name.endswith(".tmp") or ".tmp-" in name for name in os.listdir(folder))
 
@@ -179,3 +180,144 @@ def test_checkpoint_load_refuses_arbitrary_pickles(tmp_path):
 
 def test_checkpoint_mixin_is_shared_by_both_engines():
     assert issubclass(TrainerBase, CheckpointMixin)
+
+
+# --------------------------------------------------------------------------- best-epoch selection (issue 11)
+class _ValTrainer(TrainerBase):
+    """A real linear classifier, a real validation loader and the Classification evaluator: enough for the
+    mixin's per-epoch selection and regular checkpoints."""
+
+    def __init__(self, out_dir, max_epoch=4, keep=3, freq=1):
+        super().__init__()
+        from framework.builtin.evaluation import build_evaluator
+        cfg = get_cfg_default()
+        cfg.OUTPUT_DIR = str(out_dir)
+        cfg.TEST.FINAL_MODEL = "best_val"
+        cfg.TRAIN.CHECKPOINT_FREQ = freq
+        cfg.TRAIN.CHECKPOINT_KEEP = keep
+        self.cfg, self.output_dir, self.max_epoch, self.epoch = cfg, str(out_dir), max_epoch, 0
+        self.device = torch.device("cpu")
+        # 4 validation items of 2 classes; inputs are one-hot so the weights set the logits directly
+        x = torch.eye(2).repeat(2, 1)
+        y = torch.tensor([0, 1, 0, 1])
+        self.val_loader = [{"img": x, "label": y}]
+        self.model = nn.Linear(2, 2, bias=False)
+        self.evaluator = build_evaluator(cfg)
+        self.best_result = -float("inf")
+        self.register_model("model", self.model, None, None)
+
+    def parse_batch_test(self, batch):
+        return batch["img"], batch["label"]
+
+    def model_inference(self, input):
+        return self.model(input)
+
+    def end_epoch(self, epoch, margin):
+        """Logits margin * (2*I - 1): every item right when margin > 0, with a loss that falls as margin grows."""
+        self.epoch = epoch
+        with torch.no_grad():
+            self.model.weight.copy_(margin * (2 * torch.eye(2) - 1))
+        self.checkpoint_after_epoch()
+
+
+def test_saturated_validation_picks_the_lower_loss_epoch_and_says_why(tmp_path, capsys):
+    t = _ValTrainer(tmp_path, max_epoch=4)
+    for epoch, margin in enumerate([-1.0, 0.5, 2.0, 1.0]):  # 0%, then 100% three times with loss low at epoch 3
+        t.end_epoch(epoch, margin)
+    out = capsys.readouterr().out
+    assert "Best epoch so far: 3" in out and "lower val loss" in out and "tied with epoch 2" in out
+    assert "Best epoch stays 3" in out  # epoch 4 ties on accuracy but has a higher loss
+    best = load_checkpoint(str(tmp_path / "model" / "model-best.pth.tar"))
+    assert best["epoch"] == 3 and best["val_result"] == 100.0 and "lower val loss" in best["selection"]
+    # deploying the best model names the chosen epoch and the reason
+    t.load_model(str(tmp_path))
+    assert "Chosen epoch 3 (val accuracy 100.0%" in capsys.readouterr().out
+
+
+def test_full_tie_keeps_the_later_epoch_and_resume_keeps_the_record(tmp_path, capsys):
+    t = _ValTrainer(tmp_path, max_epoch=3)
+    t.end_epoch(0, 1.0)
+    t.end_epoch(1, 1.0)
+    assert "the later epoch" in capsys.readouterr().out
+    assert load_checkpoint(str(tmp_path / "model" / "model-best.pth.tar"))["epoch"] == 2
+    fresh = _ValTrainer(tmp_path, max_epoch=3)
+    assert fresh.resume_model_if_exist(str(tmp_path)) == 2
+    assert fresh.best_selection["epoch"] == 2 and fresh.best_result == 100.0
+    fresh.end_epoch(2, 0.5)  # same accuracy, higher loss than the restored record: not chosen
+    assert "Best epoch stays 2" in capsys.readouterr().out
+
+
+def test_selection_order_is_accuracy_then_loss_then_epoch():
+    from framework.builtin.checkpointing import selection_key
+    a = {"epoch": 1, "accuracy": 90.0, "loss": 0.1}
+    assert selection_key({"epoch": 2, "accuracy": 91.0, "loss": 9.0}) > selection_key(a)
+    assert selection_key({"epoch": 2, "accuracy": 90.0, "loss": 0.05}) > selection_key(a)
+    assert selection_key({"epoch": 2, "accuracy": 90.0, "loss": 0.2}) < selection_key(a)
+    assert selection_key({"epoch": 2, "accuracy": 90.0, "loss": 0.1}) > selection_key(a)
+    assert selection_key({"epoch": 2, "accuracy": 90.0, "loss": float("nan")}) < selection_key(a)
+
+
+# --------------------------------------------------------------------------- keeping the last K (issue 15)
+def test_only_the_last_k_regular_checkpoints_are_kept(tmp_path):
+    t = _ValTrainer(tmp_path, max_epoch=6, keep=2)
+    for epoch in range(6):
+        t.end_epoch(epoch, 1.0 + epoch)
+    files = sorted(os.listdir(tmp_path / "model"))
+    assert files == ["checkpoint", "model-best.pth.tar", "model.pth.tar-5", "model.pth.tar-6"]
+    with pytest.raises(FileNotFoundError, match=r"Epoch 2 was not kept.*\[5, 6\].*CHECKPOINT_KEEP"):
+        t.load_model(str(tmp_path), epoch=2)
+    t.load_model(str(tmp_path), epoch=5)
+
+
+# --------------------------------------------------------------------------- recoverable checkpoints (issue 13)
+def test_corrupt_latest_checkpoint_falls_back_to_the_newest_intact(tmp_path, capsys):
+    t = _TinyTrainer()
+    t.save_model(0, str(tmp_path))
+    weights_epoch1 = t.model.weight.detach().clone()
+    with torch.no_grad():
+        t.model.weight.add_(1.0)
+    t.save_model(1, str(tmp_path))
+    latest = tmp_path / "model" / "model.pth.tar-2"
+    latest.write_bytes(latest.read_bytes()[:100])  # truncated, as by a full disk or a copy cut short
+    fresh = _TinyTrainer()
+    assert fresh.resume_model_if_exist(str(tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert str(latest) in out and "Falling back to the newest intact checkpoint" in out
+    assert "weights_only=False" not in out
+    assert torch.equal(fresh.model.weight, weights_epoch1)
+    # loading it directly names the file and what to do, never the unsafe switch
+    from framework.builtin.utils import CheckpointError
+    with pytest.raises(CheckpointError) as e:
+        fresh.load_model(str(tmp_path), epoch=2)
+    assert str(latest) in str(e.value) and "Delete it" in str(e.value) and "weights_only=False" not in str(e.value)
+    (tmp_path / "model" / "empty").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="truncated or damaged"):
+        load_checkpoint(str(tmp_path / "model" / "empty"))
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    t = _TinyTrainer()
+    t.save_model(0, str(tmp_path))
+    import errno
+
+    def disk_full(obj, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=r"Could not write the checkpoint .*model.pth.tar-1.*previous checkpoint is untouched"):
+        t.save_model(0, str(tmp_path))
+    monkeypatch.undo()
+    folder = tmp_path / "model"
+    assert sorted(os.listdir(folder)) == ["checkpoint", "model.pth.tar-1"]  # no temporary file left
+    assert load_checkpoint(str(folder / "model.pth.tar-1"))["epoch"] == 1
+
+
+# --------------------------------------------------------------------------- log formatting
+def test_tiny_loss_values_print_readably():
+    from framework.builtin.utils import MetricMeter
+    meter = MetricMeter()
+    meter.update({"loss": 0.5, "cost_II": 3.2e-6, "zero": 0.0})
+    text = str(meter)
+    assert "loss 0.5000 (0.5000)" in text and "cost_II 3.200e-06 (3.200e-06)" in text and "zero 0.0000" in text

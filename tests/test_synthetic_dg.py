@@ -257,3 +257,38 @@ def test_unknown_domain_lists_the_valid_ones(tmp_path):
 def test_missing_root_names_the_option_to_pass():
     with pytest.raises(DatasetNotFoundError, match="--root"):
         build_dataset(make_cfg(""))
+
+
+# ---------------------------------------------------------------------------------------------- files for everyone
+def test_generated_folders_and_split_files_are_readable_by_everyone(tmp_path):
+    old = os.umask(0o022)  # the usual umask: data other users can read
+    try:
+        dataset = build_dataset(make_cfg(tmp_path))
+    finally:
+        os.umask(old)
+    variant_dir = osp.join(tmp_path, "synthetic_video_dg", sv.variant_name(SMALL))
+    assert os.stat(variant_dir).st_mode & 0o777 == 0o755  # mkdtemp alone would give 0o700
+    split_file = osp.join(variant_dir, "splits", "studio_val0.3_seed1.json")
+    assert os.stat(split_file).st_mode & 0o777 == 0o644
+    assert os.stat(dataset.test[0].impath).st_mode & 0o004
+    with open(split_file) as f:
+        assert "own group" in json.load(f)["grouping"]  # independent generating parameters per clip
+
+
+def test_a_label_out_of_range_in_a_list_names_the_file(tmp_path):
+    build_dataset(make_cfg(tmp_path))
+    list_file = osp.join(tmp_path, "synthetic_video_dg", sv.variant_name(SMALL), "street.txt")
+    with open(list_file) as f:
+        lines = f.readlines()
+    path, frames, _ = lines[0].split()
+    lines[0] = f"{path} {frames} 8\n"
+    with open(list_file, "w") as f:
+        f.writelines(lines)
+    with pytest.raises(ValueError, match=r"street\.txt: label 8 of .* has only 8 classes\. Delete"):
+        build_dataset(make_cfg(tmp_path))
+
+
+def test_a_root_that_cannot_be_written_gets_advice(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(PermissionError, match=r"Pass --root \(DATASET.ROOT\) a folder you can write to"):
+        build_dataset(make_cfg(tmp_path / "file" / "data"))

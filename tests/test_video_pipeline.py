@@ -16,9 +16,10 @@ from defaults import extend_cfg
 from framework import get_cfg_default
 from video import transforms as T
 from video.datum import VideoDatum
-from video.listfile import ListEntry, parse_list_file
-from video.readers import VideoReadError, count_frames, read_frames
+from video.listfile import ListEntry, ListFileWarning, parse_list_file
+from video.readers import VideoReadError, count_frames, decord_available, read_frames, resolve_backend
 from video.sampling import sample_segment_indices
+from trainers.results import collect_predictions, split_rows
 from video.wrapper import VideoDatasetWrapper
 
 NUM_FRAMES, HEIGHT, WIDTH = 20, 48, 64
@@ -118,6 +119,23 @@ def test_list_file_malformed_line_names_file_line_and_format(tmp_path, bad_line)
     assert str(lst) in message and "line 3" in message and bad_line in message and "<num_frames>" in message
 
 
+def test_list_file_warns_about_a_clip_line_behind_a_hash(tmp_path):
+    lst = tmp_path / "train.txt"
+    lst.write_text("# path n label\n#clips/v1 30 0\nclips/v2 12 3\n")
+    with pytest.warns(ListFileWarning, match=r"line 2: \"#clips/v1 30 0\".*comment"):
+        assert [e.path for e in parse_list_file(str(lst))] == ["clips/v2"]
+
+
+@pytest.mark.parametrize("content,message", [(b"\xef\xbb\xbfclip 10 0\n", "byte-order mark"),
+                                             (b"\xff\xfec\x00", "byte-order mark"),
+                                             (b"ok 10 0\ncaf\xe9 10 1\n", "not UTF-8 \\(line 2")])
+def test_list_file_with_bom_or_not_utf8_names_the_file(tmp_path, content, message):
+    lst = tmp_path / "bad.txt"
+    lst.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{re.escape(str(lst))}.*{message}"):
+        parse_list_file(str(lst))
+
+
 def test_list_file_missing_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         parse_list_file(str(tmp_path / "nope.txt"))
@@ -171,18 +189,71 @@ def test_index_beyond_decodable_frames_is_video_read_error(clips):
         read_frames(datum, [9])
 
 
-def test_missing_frame_names_the_frame_file(clips):
-    datum = folder_datum(clips["gap"], num_frames=NUM_FRAMES)
-    assert frame_ids(read_frames(datum, [0, 6])) == [0, 6]
-    with pytest.raises(VideoReadError, match=re.escape(os.path.join(clips["gap"], "img_00008.png"))):
-        read_frames(datum, [0, 7])
-    assert count_frames(folder_datum(clips["gap"])) == 7  # counting stops at the first missing frame
+@pytest.mark.parametrize("num_frames", [-1, 7, NUM_FRAMES])
+def test_gap_in_frame_numbering_names_folder_and_missing_frame(clips, num_frames):
+    """Frame 8 of 20 is missing: an error with or without a list count (before: silently cut at the gap)."""
+    datum = folder_datum(clips["gap"], num_frames=num_frames)
+    missing = re.escape(os.path.join(clips["gap"], "img_00008.png"))
+    for read in (lambda: count_frames(datum), lambda: read_frames(datum, [0, 6])):
+        with pytest.raises(VideoReadError, match=f"{re.escape(clips['gap'])}.*{missing}.*gap"):
+            read()
 
 
-def test_missing_decord_names_install_command(clips, monkeypatch):
+def test_folder_with_fewer_frames_than_the_list_count_names_the_first_missing(clips):
+    with pytest.raises(VideoReadError, match=re.escape(os.path.join(clips["folder"], "img_00021.png"))):
+        count_frames(folder_datum(clips["folder"], num_frames=NUM_FRAMES + 5))
+
+
+def test_explicit_decord_without_decord_says_how_to_install_or_switch(clips, monkeypatch):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` fail
-    with pytest.raises(ImportError, match="pip install decord"):
-        read_frames(VideoDatum(clips["mp4"]), [0])
+    with pytest.raises(ImportError, match="pip install decord.*VIDEO_BACKEND pyav"):
+        read_frames(VideoDatum(clips["mp4"]), [0], backend="decord")
+    assert resolve_backend("auto") == "pyav"  # auto falls back to PyAV, which reads the same frames
+    assert frame_ids(read_frames(VideoDatum(clips["mp4"]), [0, 3, 19])) == [0, 3, 19]
+    with pytest.raises(ValueError, match="VIDEO_BACKEND"):
+        resolve_backend("ffmpeg")
+
+
+def write_h264(path: str, n: int = 90, gop: int = 10, bframes: int = 2) -> str:
+    """A real-world-like file: H.264 with B-frames (decode order != presentation order) and a keyframe every
+    `gop` frames, each frame with its own content (gray level plus a noise patch)."""
+    rng = np.random.default_rng(1)
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": str(gop), "bf": str(bframes)})
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for k in range(n):
+            img = np.full((HEIGHT, WIDTH, 3), (7 * k) % 256, np.uint8)
+            img[:16, :16] = rng.integers(0, 256, (16, 16, 3), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.skipif(not decord_available(), reason="decord has no wheel for this platform: nothing to compare")
+@pytest.mark.parametrize("kind", ["mp4", "h264"])
+def test_pyav_and_decord_read_the_same_frames(clips, tmp_path, kind):
+    path = clips["mp4"] if kind == "mp4" else write_h264(str(tmp_path / "gop.mp4"))
+    datum = VideoDatum(path)
+    n = count_frames(datum, "decord")
+    assert count_frames(datum, "pyav") == n == (NUM_FRAMES if kind == "mp4" else 90)
+    rng = np.random.default_rng(0)
+    index_sets = [[0], [n - 1], list(range(n)), [n - 1, 2, 2, n // 2]]  # all, unsorted and repeated
+    index_sets += [sorted(rng.integers(0, n, 5).tolist()) for _ in range(6)]  # TSN-like reads across GOPs
+    for indices in index_sets:
+        expected = read_frames(datum, indices, backend="decord")
+        assert np.array_equal(read_frames(datum, indices, backend="pyav"), expected), indices
+    ranged = VideoDatum(path, frame_range=(n // 2, n))  # a clip cut from a longer video (seek, not decode all)
+    assert np.array_equal(read_frames(ranged, [0, 3], "pyav"), read_frames(ranged, [0, 3], "decord"))
+
+
+@pytest.mark.parametrize("name", ["empty", "garbage", "half", "half_faststart"])
+def test_pyav_broken_video_raises_video_read_error_naming_file(clips, name):
+    datum = VideoDatum(clips[name])
+    with pytest.raises(VideoReadError) as info:
+        read_frames(datum, [0, NUM_FRAMES - 1], backend="pyav")
+    assert clips[name] in str(info.value) and info.value.reason
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -396,26 +467,80 @@ def test_wrapper_error_keeps_its_type_through_a_worker(clips):
         next(iter(DataLoader(wrapper, num_workers=1)))
 
 
-def test_wrapper_skip_corrupt_continues_with_next_clip(clips, capsys):
+def test_wrapper_skip_corrupt_in_training_continues_with_next_clip(clips, capsys):
     data = [VideoDatum(clips["half"]), folder_datum(clips["gap"], num_frames=NUM_FRAMES),  # both unreadable
             folder_datum(clips["folder"], label=7)]
-    wrapper = VideoDatasetWrapper(make_cfg(**{"DATASET.SKIP_CORRUPT": True}), data, mean_levels)
-    item = wrapper[0]  # the gap folder fails too: its centre frame 7 is missing
-    assert (item["index"], item["label"], item["impath"]) == (2, 7, data[2].impath)
-    assert frame_ids(item["img"].numpy()) == [2, 7, 12, 17]
-    lines = capsys.readouterr().err.splitlines()
+    wrapper = VideoDatasetWrapper(make_cfg(**{"DATASET.SKIP_CORRUPT": True}), data, mean_levels, is_train=True)
+    item = wrapper[0]
+    assert (item["index"], item["label"], item["impath"], item["skipped"]) == (2, 7, data[2].impath, False)
+    assert [segment_of(i, NUM_FRAMES, 4) for i in frame_ids(item["img"].numpy())] == [0, 1, 2, 3]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[skip]")]
     assert [line.split(":")[0] for line in lines] == [f"[skip] unreadable clip {data[i].impath}" for i in (0, 1)]
-    counts = [int(re.search(r"\((\d+) skipped so far in this process\)$", line).group(1)) for line in lines]
+    assert all("replaced by the next readable clip" in line for line in lines)  # on stdout: log.txt has it
+    counts = [int(re.search(r"(\d+) skipped so far in this process\)$", line).group(1)) for line in lines]
     assert counts[1] == counts[0] + 1
     assert "img_00008.png" in lines[1]
     wrapper[2]  # readable: nothing more is logged
-    assert capsys.readouterr().err == ""
+    assert "[skip]" not in capsys.readouterr().out
 
 
 def test_wrapper_skip_corrupt_wraps_around_and_fails_when_nothing_is_readable(clips, items):
     cfg = make_cfg(**{"DATASET.SKIP_CORRUPT": True})
     data = [items[0], VideoDatum(clips["empty"])]
-    assert VideoDatasetWrapper(cfg, data, mean_levels)[1]["index"] == 0
+    assert VideoDatasetWrapper(cfg, data, mean_levels, is_train=True)[1]["index"] == 0
     broken = [VideoDatum(clips[name]) for name in ("empty", "garbage", "half")]
     with pytest.raises(RuntimeError, match="None of the 3 clips"):
-        VideoDatasetWrapper(cfg, broken, mean_levels)[0]
+        VideoDatasetWrapper(cfg, broken, mean_levels, is_train=True)[0]
+
+
+def test_evaluation_leaves_unreadable_clips_out_and_counts_them_per_domain(clips, items, capsys):
+    """In val/test a broken clip is never replaced by another (maybe another domain's) clip: it is dropped,
+    n counts evaluated clips only, and the table row of its domain says how many were skipped."""
+    data = [items[0], VideoDatum(clips["garbage"], label=1, domain=1), items[1],
+            VideoDatum(clips["half"], label=2, domain=1)]
+    cfg = make_cfg(**{"DATASET.SKIP_CORRUPT": True})
+    wrapper = VideoDatasetWrapper(cfg, data, T.build_video_transform(cfg, False), is_train=False)
+    assert [wrapper[i]["skipped"] for i in range(4)] == [False, True, False, True]
+    assert wrapper[1]["index"] == 1 and wrapper[1]["impath"] == clips["garbage"]  # not the next clip
+    loader = DataLoader(wrapper, batch_size=3)
+    seen = []
+    preds = collect_predictions(lambda x: seen.append(x.shape[0]) or torch.zeros(x.shape[0], 3), loader,
+                                torch.device("cpu"))
+    assert seen == [2] and len(preds.labels) == 2  # the second batch is all skipped: no forward and preds.skipped.tolist() == [1, 1]
+    rows = {row["domain"]: row for row in split_rows("target", ["a", "b"], preds)}
+    assert (rows["a"]["n"], rows["a"]["skipped"]) == (1, 0)
+    assert (rows["b"]["n"], rows["b"]["skipped"]) == (1, 2)
+    assert (rows["pooled"]["n"], rows["pooled"]["skipped"]) == (2, 2)
+    out = capsys.readouterr().out
+    assert f"[skip] evaluation leaves out unreadable clip {clips['garbage']}" in out
+    assert f"[skip] evaluation leaves out unreadable clip {clips['half']}" in out
+
+
+def test_decoded_clip_cache_gives_the_same_items_and_decodes_each_clip_once(items, monkeypatch):
+    import video.wrapper as wrapper_module
+    reads = []
+    real_read = wrapper_module.read_sampled_frames
+    monkeypatch.setattr(wrapper_module, "read_sampled_frames",
+                        lambda item, choose, backend: reads.append(item.impath) or real_read(item, choose, backend))
+    cfg = make_cfg()
+    plain = VideoDatasetWrapper(cfg, items, T.build_video_transform(cfg, True), is_train=True)
+    cfg = make_cfg(**{"DATASET.DECODED_CACHE_MB": 1.0})
+    cached = VideoDatasetWrapper(cfg, items, T.build_video_transform(cfg, True), is_train=True)
+    for wrapper in (plain, cached):
+        torch.manual_seed(0)
+        wrapper.epochs = [[wrapper[i]["img"] for i in range(2)] for _ in range(3)]  # three "epochs"
+    assert all(torch.equal(a, b) for ea, eb in zip(plain.epochs, cached.epochs) for a, b in zip(ea, eb))
+    assert len(reads) == 6 + 2  # plain: every read decodes; cached: once per clip
+    assert cached.cache.used == sum(clip.nbytes for clip in cached.cache.clips.values()) > 0
+    tiny = VideoDatasetWrapper(make_cfg(**{"DATASET.DECODED_CACHE_MB": 0.01}), items, mean_levels)
+    tiny[0]
+    assert tiny.cache.clips == {}  # over the budget: read from disk every time
+
+
+def test_wrapper_logs_the_video_backend(items, capsys, monkeypatch):
+    import video.wrapper as wrapper_module
+    monkeypatch.setattr(wrapper_module, "_announced", set())
+    VideoDatasetWrapper(make_cfg(**{"DATASET.VIDEO_BACKEND": "pyav"}), items, mean_levels)
+    VideoDatasetWrapper(make_cfg(**{"DATASET.VIDEO_BACKEND": "pyav"}), items, mean_levels)
+    out = capsys.readouterr().out
+    assert out.count("Video files are read with pyav (DATASET.VIDEO_BACKEND pyav)") == 1

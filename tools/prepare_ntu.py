@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lists = {camera: [r for r in rows if camera_of(r[0]) == camera] for camera in ntu_rgbd.CAMERAS.values()}
     if args.count_frames:
         lists = with_frame_counts(dataset_dir, lists)
-    write_prepared(dataset_dir, SCRIPT, ntu_rgbd.ACTIONS, lists, {"benchmark": "NTU RGB+D 60"})
+    write_prepared(dataset_dir, SCRIPT, ntu_rgbd.ACTIONS, lists, {"benchmark": "NTU RGB+D 60"}, ntu_rgbd.NTURGBD)
     return 0
 
 

@@ -238,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "skipped": {"unparsable_lines": len(malformed), "outside_frames": len(outside),
                         "unreadable_videos": len(unreadable), "cut_failed": len(failed),
                         "other_categories": len(usable) - len(selected)}}
-    write_prepared(dataset_dir, SCRIPT, classes, lists, info)
+    write_prepared(dataset_dir, SCRIPT, classes, lists, info, pku_mmd.PKUMMD)
     return 0
 
 

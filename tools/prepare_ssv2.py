@@ -152,7 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     names = ssv2.category_names(pairs)
     info = {"benchmark": "Something-Something DG (reconstructed pairing)", "pairs_file": ssv2.PAIRS_FILE,
             "splits": args.splits, "paper_totals": pairs["paper_totals"]}
-    write_prepared(dataset_dir, SCRIPT, names, lists, info)
+    write_prepared(dataset_dir, SCRIPT, names, lists, info, ssv2.SSv2DG)
     print(f"Videos: doing {len(lists['doing'])}, pretending {len(lists['pretending'])} (the paper reports "
           f"{pairs['paper_totals']['doing']} and {pairs['paper_totals']['pretending']}; our pairing is a "
           "reconstruction, see DATASETS.md)")

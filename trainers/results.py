@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import os.path as osp
+import sys
 from typing import Callable, Dict, List, NamedTuple, Sequence
 
 import numpy as np
@@ -15,23 +16,34 @@ from sklearn.metrics import f1_score
 from tabulate import tabulate
 from tqdm import tqdm
 
+from video.loader import drop_skipped
+
 
 class Predictions(NamedTuple):
     probs: np.ndarray  # (N, K) softmax probabilities
     labels: np.ndarray  # (N,)
     domains: np.ndarray  # (N,) position of each item's domain in its domain list
+    skipped: np.ndarray = np.zeros(0, np.int64)  # domain index of each unreadable clip left out (SKIP_CORRUPT)
 
 
 @torch.no_grad()
 def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
                         desc: str = "") -> Predictions:
-    probs, labels, domains = [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False):
+    probs, labels, domains, skipped = [], [], [], []
+    # a progress bar for a person at a terminal; nothing in logs and pipes (tqdm writes to stderr)
+    for batch in tqdm(loader, desc=f"evaluate {desc}".strip(), leave=False, disable=not sys.stderr.isatty()):
+        batch, dropped = drop_skipped(batch)  # unreadable clips are left out, never replaced
+        skipped.append(dropped)
+        if len(batch["label"]) == 0:
+            continue
         logits = infer(batch["img"].to(device))
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
-        labels.append(batch["label"])
-        domains.append(batch["domain"])
-    return Predictions(torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy())
+        labels.append(torch.as_tensor(batch["label"]))
+        domains.append(torch.as_tensor(batch["domain"]))
+    if not probs:
+        raise RuntimeError(f"No clip of the {desc or 'evaluation'} split could be read; see the [skip] lines")
+    return Predictions(torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy(),
+                       torch.cat(skipped).numpy())
 
 
 def accuracy_and_f1(pred: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
@@ -48,19 +60,26 @@ def split_rows(split: str, domain_names: Sequence[str], preds: Predictions) -> L
     pred = preds.probs.argmax(1)
     rows = []
     for index, name in enumerate(domain_names):
-        mask = preds.domains == index
+        mask, skipped = preds.domains == index, int((preds.skipped == index).sum())
         if mask.any():
-            rows.append({"split": split, "domain": name, **accuracy_and_f1(pred[mask], preds.labels[mask])})
+            rows.append({"split": split, "domain": name, **accuracy_and_f1(pred[mask], preds.labels[mask]),
+                         "skipped": skipped})
+        elif skipped:  # every clip of the domain was unreadable: say so rather than drop the row
+            rows.append({"split": split, "domain": name, "n": 0, "accuracy": float("nan"),
+                         "macro_f1": float("nan"), "skipped": skipped})
     if len(domain_names) > 1:
-        rows.append({"split": split, "domain": "pooled", **accuracy_and_f1(pred, preds.labels)})
+        rows.append({"split": split, "domain": "pooled", **accuracy_and_f1(pred, preds.labels),
+                     "skipped": int(len(preds.skipped))})
     return rows
 
 
 def print_and_save(rows: List[Dict], output_dir: str, title: str = "Results", basename: str = "results") -> None:
     headers = list(rows[0].keys())
-    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in headers] for row in rows]
+    # n counts evaluated clips only; the skipped column (unreadable clips left out) is printed when nonzero.
+    shown = [h for h in headers if h != "skipped" or any(row.get(h) for row in rows)]
+    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in shown] for row in rows]
     print(f"=> {title}")
-    print(tabulate(table, headers=headers, tablefmt="github"))
+    print(tabulate(table, headers=shown, tablefmt="github"))
     os.makedirs(output_dir, exist_ok=True)
     with open(osp.join(output_dir, f"{basename}.json"), "w") as f:
         json.dump(rows, f, indent=1)

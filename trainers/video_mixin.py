@@ -19,6 +19,7 @@ from framework import CheckpointMixin, DataManager, count_num_param, load_pretra
 from framework import build_lr_scheduler, build_optimizer
 from models.video_net import VideoNet
 from trainers.results import collect_predictions, print_and_save, split_rows
+from video.loader import check_files, drop_skipped, tune_loader
 from video.transforms import build_video_transform
 from video.wrapper import VideoDatasetWrapper
 
@@ -41,10 +42,12 @@ class VideoDataMixin(CheckpointMixin):
         dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
                          custom_tfm_test=build_video_transform(cfg, is_train=False),
                          dataset_wrapper=VideoDatasetWrapper)
-        self.train_loader_x = dm.train_loader_x
-        self.train_loader_u = dm.train_loader_u
-        self.val_loader = dm.val_loader
-        self.test_loader = dm.test_loader
+        if cfg.DATASET.CHECK_FILES:  # before any training: a broken target file is found at minute 0
+            check_files({"train": dm.dataset.train_x, "val": dm.dataset.val or [], "test": dm.dataset.test}, cfg)
+        self.train_loader_x = tune_loader(dm.train_loader_x, cfg)
+        self.train_loader_u = tune_loader(dm.train_loader_u, cfg)
+        self.val_loader = tune_loader(dm.val_loader, cfg)
+        self.test_loader = tune_loader(dm.test_loader, cfg)
         self.num_classes = dm.num_classes
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
@@ -78,6 +81,10 @@ class VideoDataMixin(CheckpointMixin):
                 nn.utils.clip_grad_norm_(self._models[name].parameters(), max_norm)
         super().model_update(names)
 
+    def parse_batch_test(self, batch):
+        batch, _ = drop_skipped(batch)  # SKIP_CORRUPT: unreadable evaluation clips are left out, never replaced
+        return super().parse_batch_test(batch)
+
     def model_inference(self, input):
         with self.autocast():
             return super().model_inference(input)
@@ -100,10 +107,13 @@ class VideoDataMixin(CheckpointMixin):
         summary = self.evaluator.evaluate()  # Dassl's `=> result` block, on all target videos
         for k, v in summary.items():
             self.write_scalar(f"test/{k}", v, self.epoch)
-        rows = []
+        rows, val = [], None
         if self.val_loader is not None:
             val = collect_predictions(self.model_inference, self.val_loader, self.device, desc="val")
             rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
         rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
         print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")
+        if cfg.TEST.FIGURES:  # OUTPUT_DIR/figures/; a failure to draw is a warning (analysis/figures.py)
+            from analysis.figures import draw_run_figures  # imports matplotlib only when drawing
+            draw_run_figures(self, test, val)
         return list(summary.values())[0]

@@ -1,6 +1,7 @@
 """TSN-style list files: one clip per line, `path num_frames label`.
 
-Example (blank lines and lines starting with '#' are ignored):
+Example (blank lines and lines starting with '#' are ignored; such a line that reads like a clip line is
+warned about, since a clip path cannot begin with '#'):
 
     # path            num_frames  label
     v_ApplyEyeMakeup_g08_c01   121   0
@@ -9,7 +10,9 @@ Example (blank lines and lines starting with '#' are ignored):
 Relative paths are joined to `root` (normally DATASET.ROOT plus the dataset's folder). The frame count is a
 hint: for video files the reader counts the frames itself (see video.readers.count_frames).
 """
+import codecs
 import os.path as osp
+import warnings
 from typing import List, NamedTuple
 
 EXPECTED_FORMAT = "'<path> <num_frames> <label>' (whitespace separated, no spaces inside path, integers >= 0)"
@@ -25,14 +28,41 @@ def parse_list_file(path: str, root: str = "") -> List[ListEntry]:
     """Read a list file into ListEntry records, in file order."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'List file not found: "{path}"')
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(f'List file "{path}" starts with a byte-order mark (BOM); save it as UTF-8 without BOM '
+                         "(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE, or iconv -f UTF-16 -t UTF-8 for UTF-16)")
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_no = data[:e.start].count(b"\n") + 1
+        raise ValueError(f'List file "{path}" is not UTF-8 (line {line_no}, byte {e.start}: '
+                         f"{data[e.start:e.start + 1]!r}); convert it, e.g. iconv -f latin1 -t UTF-8") from None
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            entries.append(_parse_line(text, path, line_no, root))
+    for line_no, line in enumerate(content.split("\n"), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("#"):
+            if _looks_like_entry(text[1:]):
+                # A clip whose path begins with '#' and a commented-out clip read the same: say so.
+                warnings.warn(f'{path}, line {line_no}: "{text}" is read as a comment, but it looks like a clip '
+                              "line; a path that begins with '#' is not supported (rename it), or delete the "
+                              "line if it is meant to be commented out", ListFileWarning, stacklevel=2)
+            continue
+        entries.append(_parse_line(text, path, line_no, root))
     return entries
+
+
+class ListFileWarning(UserWarning):
+    """A list-file line that is probably not what its author meant."""
+
+
+def _looks_like_entry(text: str) -> bool:
+    """`path num_frames label` with integer counts: a clip line rather than prose."""
+    fields = text.split()
+    return len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields[1:])
 
 
 def _parse_line(text: str, path: str, line_no: int, root: str) -> ListEntry:

@@ -1,71 +1,243 @@
-"""Checkpoint save / resume / load for trainers, in Dassl's layout.
+"""Checkpoints, resume and best-epoch selection, shared by both engines.
 
-Layout: <dir>/<model name>/model.pth.tar-<epoch> (1-based), model-best.pth.tar, and a text file `checkpoint`
-naming the latest regular checkpoint. Saved dict: state_dict, epoch, optimizer, scheduler, val_result.
+Layout (Dassl's): <dir>/<model name>/model.pth.tar-<epoch> (1-based), model-best.pth.tar, and a text file
+`checkpoint` naming the latest regular checkpoint. A checkpoint is a dict with state_dict, epoch, optimizer,
+scheduler and val_result (Dassl's keys), plus rng_state in regular checkpoints (exact resume) and val_loss /
+selection in model-best.
 
-Both engines use this mixin (the built-in TrainerBase inherits it; under real Dassl the framework access
-point puts it in front of Dassl's TrainerX), so they behave the same. Differences from Dassl 0.6.3, each a
-fix: files are written atomically; loads use weights_only=True; `load_model(dir, epoch=N)` works although
-regular checkpoints store val_result=None; saving model-best does not move the `checkpoint` pointer (so a
-resume continues from the latest epoch, not from the best one); a resume restores the best validation
-result, so a resumed best_val run does not overwrite model-best with a worse epoch.
+The built-in TrainerBase inherits this mixin; under real Dassl the framework access point puts it in front of
+Dassl's TrainerX. Both engines therefore share:
+
+- atomic writes (a killed or failed save leaves the previous checkpoint usable) and weights-only loads;
+- resume from the newest *intact* checkpoint, with the random state of the moment it was written, so a run
+  killed at any point and started again gives bit-identical results on CPU;
+- `load_model(dir, epoch=N)` that works although regular checkpoints store val_result=None, and says which
+  epochs were kept when N was not;
+- the last TRAIN.CHECKPOINT_KEEP regular checkpoints on disk (plus model-best);
+- best-on-val selection (TEST.FINAL_MODEL best_val) with a tie-break: the higher source-validation accuracy
+  wins; at equal accuracy the lower validation loss (mean cross-entropy); at equal loss the later epoch.
+  The log says which epoch was chosen and why.
 """
+import math
 import os
 import os.path as osp
-from typing import Optional
+import re
+from typing import Dict, List, Optional
 
-from .utils import load_checkpoint, resume_from_checkpoint, save_checkpoint
+import torch
+import torch.nn.functional as F
+
+from .utils import (CheckpointError, capture_rng_state, kill_point, load_checkpoint, restore_rng_state,
+                    save_checkpoint)
+
+_REGULAR = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+def kept_epochs(folder: str) -> List[int]:
+    """Epochs (1-based) of the regular checkpoints in a model folder, oldest first."""
+    if not osp.isdir(folder):
+        return []
+    found = (_REGULAR.match(name) for name in os.listdir(folder))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def selection_key(record: Dict) -> tuple:
+    """Larger is better: accuracy, then lower loss, then the later epoch."""
+    loss = record.get("loss")
+    return (record["accuracy"], -loss if loss is not None and math.isfinite(loss) else -math.inf,
+            record["epoch"])
+
+
+def explain_choice(new: Dict, old: Optional[Dict]) -> str:
+    """Why `new` replaces `old` as the selected epoch (both are selection records)."""
+    if old is None:
+        return "first validated epoch"
+    if new["accuracy"] > old["accuracy"]:
+        return f"higher val accuracy than epoch {old['epoch']} ({old['accuracy']:.2f}%)"
+    if new.get("loss") != old.get("loss"):
+        return (f"val accuracy tied with epoch {old['epoch']}; lower val loss "
+                f"({new['loss']:.4g} < {old['loss']:.4g})")
+    return f"val accuracy and loss tied with epoch {old['epoch']}; the later epoch"
 
 
 class CheckpointMixin:
 
+    # ------------------------------------------------------------------ settings
+    def _setting(self, group: str, key: str, default):
+        cfg = getattr(self, "cfg", None)
+        node = getattr(cfg, group, None) if cfg is not None else None
+        return node.get(key, default) if node is not None else default
+
+    # ------------------------------------------------------------------ saving
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None,
-                   model_name: str = "") -> None:
+                   model_name: str = "", extra: Optional[Dict] = None) -> None:
+        """Write every registered model's checkpoint for `epoch` (0-based, stored 1-based)."""
+        regular = not model_name
+        rng = capture_rng_state() if regular else None
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]
-            state = {
-                "state_dict": self._models[name].state_dict(),
-                "epoch": epoch + 1,
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "val_result": val_result,
-            }
-            save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
+            state = dict(state_dict=self._models[name].state_dict(), epoch=epoch + 1,
+                         optimizer=None if optim is None else optim.state_dict(),
+                         scheduler=None if sched is None else sched.state_dict(), val_result=val_result)
+            if rng is not None:
+                state["rng_state"] = rng
+            state.update(extra or {})
+            folder = osp.join(directory, name)
+            save_checkpoint(state, folder, is_best=is_best, model_name=model_name)
+            if regular:
+                self._prune_checkpoints(folder)
+
+    def _prune_checkpoints(self, folder: str) -> None:
+        keep = self._setting("TRAIN", "CHECKPOINT_KEEP", 0)
+        if keep <= 0:
+            return
+        for old in kept_epochs(folder)[:-keep]:
+            os.remove(osp.join(folder, f"model.pth.tar-{old}"))
+
+    # ------------------------------------------------------------------ end of an epoch
+    def after_epoch(self):
+        self.checkpoint_after_epoch()
+
+    def checkpoint_after_epoch(self) -> None:
+        """Validate and keep the best epoch (best_val), then write the regular checkpoint when one is due.
+
+        The regular checkpoint is written last, so the random state it stores is the one the next epoch starts
+        from, whichever engine runs the loop."""
+        cfg = self.cfg
+        if not cfg.TEST.NO_TEST and cfg.TEST.FINAL_MODEL == "best_val":
+            self._select_epoch()
+        freq = cfg.TRAIN.CHECKPOINT_FREQ
+        due = freq > 0 and (self.epoch + 1) % freq == 0
+        if due or self.epoch + 1 == self.max_epoch:
+            self.save_model(self.epoch, self.output_dir)
+
+    @torch.no_grad()
+    def validate(self) -> Dict:
+        """Accuracy (the evaluator's `=> result` block is printed) and mean cross-entropy on the val split."""
+        if self.val_loader is None:
+            raise ValueError("TEST.FINAL_MODEL best_val needs a validation split; this dataset has none")
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        print("Evaluate on the *val* set")
+        loss_sum, count = 0.0, 0
+        for batch in self.val_loader:
+            inputs, labels = self.parse_batch_test(batch)
+            logits = self.model_inference(inputs)
+            self.evaluator.process(logits, labels)
+            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+            count += labels.numel()
+        metrics = self.evaluator.evaluate()
+        for name, value in metrics.items():
+            self.write_scalar(f"val/{name}", value, self.epoch)
+        loss = loss_sum / max(count, 1)
+        self.write_scalar("val/loss", loss, self.epoch)
+        return {"epoch": self.epoch + 1, "accuracy": float(next(iter(metrics.values()))), "loss": loss}
+
+    def _select_epoch(self) -> None:
+        record = self.validate()
+        best = getattr(self, "best_selection", None)
+        if best is not None and selection_key(record) < selection_key(best):
+            print(f"Best epoch stays {best['epoch']} (val accuracy {best['accuracy']:.2f}%, "
+                  f"val loss {best['loss']:.4g})")
+            return
+        reason = explain_choice(record, best)
+        self.best_selection = dict(record, reason=reason)
+        self.best_result = record["accuracy"]
+        print(f"Best epoch so far: {record['epoch']} (val accuracy {record['accuracy']:.2f}%, "
+              f"val loss {record['loss']:.4g}): {reason}")
+        self.save_model(self.epoch, self.output_dir, val_result=record["accuracy"], model_name="model-best.pth.tar",
+                        extra={"val_loss": record["loss"], "selection": reason})
+
+    # ------------------------------------------------------------------ resuming
+    def _newest_intact(self, folder: str) -> Optional[Dict]:
+        """The newest regular checkpoint that loads; every unreadable newer one is reported."""
+        for epoch in reversed(kept_epochs(folder)):
+            path = osp.join(folder, f"model.pth.tar-{epoch}")
+            try:
+                checkpoint = load_checkpoint(path)
+            except CheckpointError as e:
+                print(f"{e}\nFalling back to the newest intact checkpoint before it.")
+                continue
+            checkpoint["_path"] = path
+            return checkpoint
+        return None
 
     def resume_model_if_exist(self, directory: str) -> int:
         names = self.get_model_names()
-        if not all(osp.isfile(osp.join(directory, name, "checkpoint")) for name in names):
+        if not any(kept_epochs(osp.join(directory, n)) for n in names):
             print("No checkpoint found, train from scratch")
             return 0
-        print(f'Found checkpoint at {directory} (will resume training)')
+        print(f"Found checkpoint at {directory} (will resume training)")
         start_epoch = 0
+        rng_state = None
         for name in names:
-            path = osp.join(directory, name)
-            start_epoch = resume_from_checkpoint(path, self._models[name], self._optims[name], self._scheds[name])
-            best_file = osp.join(path, "model-best.pth.tar")
-            if osp.isfile(best_file) and hasattr(self, "best_result"):
-                best = load_checkpoint(best_file).get("val_result")
-                if best is not None:
-                    self.best_result = best
-                    print(f"Restored best validation result: {best:.1f}")
+            folder = osp.join(directory, name)
+            checkpoint = self._newest_intact(folder)
+            if checkpoint is None:
+                print(f"No intact checkpoint in {folder}: train from scratch")
+                return 0
+            print(f'Loading checkpoint from "{checkpoint["_path"]}"')
+            self._models[name].load_state_dict(checkpoint["state_dict"])
+            for part, target in (("optimizer", self._optims[name]), ("scheduler", self._scheds[name])):
+                if target is not None and checkpoint.get(part) is not None:
+                    target.load_state_dict(checkpoint[part])
+            start_epoch = checkpoint["epoch"]
+            rng_state = checkpoint.get("rng_state", rng_state)
+            self._restore_selection(folder)
+        print(f"Previous epoch: {start_epoch}")
+        if rng_state is not None:
+            restore_rng_state(rng_state)
+            print("Restored the random state of that checkpoint (exact resume)")
         return start_epoch
 
+    def _restore_selection(self, folder: str) -> None:
+        best_file = osp.join(folder, "model-best.pth.tar")
+        if not osp.isfile(best_file) or not hasattr(self, "best_result"):
+            return
+        try:
+            best = load_checkpoint(best_file)
+        except CheckpointError as e:
+            print(f"{e}\nThe best-epoch record is lost; selection starts again from the resumed epoch.")
+            return
+        if best.get("val_result") is None:
+            return
+        self.best_result = best["val_result"]
+        self.best_selection = {"epoch": best["epoch"], "accuracy": best["val_result"],
+                               "loss": best.get("val_loss"), "reason": best.get("selection", "")}
+        print(f"Restored best validation result: {self.best_result:.1f} (epoch {best['epoch']})")
+
+    # ------------------------------------------------------------------ loading for evaluation
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        kill_point("final")
+        wanted = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         for name in self.get_model_names():
-            path = osp.join(directory, name, model_file)
+            folder = osp.join(directory, name)
+            path = osp.join(folder, wanted)
             if not osp.exists(path):
-                folder = osp.join(directory, name)
-                have = sorted(f for f in os.listdir(folder) if f.startswith("model")) if osp.isdir(folder) else []
-                raise FileNotFoundError(
-                    f'Model not found at "{path}". Files there: {have or "none"}. '
-                    "Pass --model-dir <the training run's OUTPUT_DIR> and, for a regular checkpoint, "
-                    "--load-epoch N; without --load-epoch the best_val model is loaded.")
+                raise FileNotFoundError(self._missing_message(folder, path, epoch))
             checkpoint = load_checkpoint(path)
             val = checkpoint.get("val_result")
             val_text = "n/a" if val is None else f"{val:.1f}"
             print(f'Load {path} to {name} (epoch={checkpoint["epoch"]}, val_result={val_text})')
+            if checkpoint.get("selection"):
+                loss = checkpoint.get("val_loss")
+                loss_text = "" if loss is None else f", val loss {loss:.4g}"
+                print(f"Chosen epoch {checkpoint['epoch']} (val accuracy {val_text}%{loss_text}): "
+                      f"{checkpoint['selection']}")
             self._models[name].load_state_dict(checkpoint["state_dict"])
+
+    def _missing_message(self, folder: str, path: str, epoch: Optional[int]) -> str:
+        epochs = kept_epochs(folder)
+        best = osp.isfile(osp.join(folder, "model-best.pth.tar"))
+        have = (f"regular checkpoints of epochs {epochs}" if epochs else "no regular checkpoints") + \
+            (" and model-best.pth.tar" if best else "")
+        if epoch is not None and epochs and epoch < epochs[-1]:
+            return (f'Epoch {epoch} was not kept: "{path}" does not exist. {folder} holds {have} '
+                    "(TRAIN.CHECKPOINT_KEEP keeps only the last K regular checkpoints). "
+                    "Pass --load-epoch with one of those epochs, or omit it for the best_val model.")
+        return (f'Model not found at "{path}". {folder} holds {have}. Pass --model-dir <the training run\'s '
+                "OUTPUT_DIR> and, for a regular checkpoint, --load-epoch N; without --load-epoch the best_val "
+                "model is loaded.")

@@ -1,6 +1,8 @@
-"""Classification evaluator (accuracy, error, macro-F1, per-class accuracy, confusion matrix)."""
+"""The Classification evaluator of the built-in engine: accuracy, error, macro-F1, per-class accuracy and the
+confusion matrix, printed in the `=> result` block whose `* accuracy: X%` line Dassl's parse_test_res reads."""
 import os.path as osp
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
+from typing import Dict, List
 
 import numpy as np
 import torch
@@ -12,83 +14,76 @@ EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
 
 def build_evaluator(cfg, **kwargs):
-    check_availability(cfg.TEST.EVALUATOR, EVALUATOR_REGISTRY.registered_names())
+    """Instantiate the evaluator registered under cfg.TEST.EVALUATOR."""
+    name = cfg.TEST.EVALUATOR
+    check_availability(name, EVALUATOR_REGISTRY.registered_names())
     if cfg.VERBOSE:
-        print(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
-    return EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(cfg, **kwargs)
+        print(f"Loading evaluator: {name}")
+    evaluator_class = EVALUATOR_REGISTRY.get(name)
+    return evaluator_class(cfg, **kwargs)
 
 
 class EvaluatorBase:
+    """reset() before a pass, process(outputs, labels) per batch, evaluate() -> ordered metrics."""
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     def reset(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}.reset")
 
     def process(self, mo, gt):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}.process")
 
     def evaluate(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}.evaluate")
 
 
 @EVALUATOR_REGISTRY.register()
 class Classification(EvaluatorBase):
+    """Keeps every (true, predicted) pair of a pass; the metrics are computed from them at the end."""
 
     def __init__(self, cfg, lab2cname=None, **kwargs):
         super().__init__(cfg)
+        if cfg.TEST.PER_CLASS_RESULT and lab2cname is None:
+            raise ValueError("TEST.PER_CLASS_RESULT needs the class names (lab2cname)")
         self._lab2cname = lab2cname
-        self._per_class_res = None
         self.reset()
 
     def reset(self) -> None:
-        self._correct = 0
-        self._total = 0
-        self._y_true = []
-        self._y_pred = []
-        if self.cfg.TEST.PER_CLASS_RESULT:
-            assert self._lab2cname is not None, "TEST.PER_CLASS_RESULT needs class names"
-            self._per_class_res = defaultdict(list)
+        self._y_true: List[int] = []
+        self._y_pred: List[int] = []
 
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
-        pred = mo.max(1)[1]
-        matches = pred.eq(gt).int()
-        self._correct += int(matches.sum().item())
-        self._total += gt.shape[0]
-        self._y_true.extend(gt.tolist())
-        self._y_pred.extend(pred.tolist())
-        if self._per_class_res is not None:
-            for label, hit in zip(gt.tolist(), matches.tolist()):
-                self._per_class_res[label].append(hit)
+        self._y_pred += mo.argmax(dim=1).tolist()
+        self._y_true += gt.tolist()
+
+    def _per_class(self, truth: np.ndarray, hits: np.ndarray) -> float:
+        print("=> per-class result")
+        class_accs = []
+        for label in np.unique(truth):
+            mine = hits[truth == label]
+            class_accs.append(100.0 * mine.mean())
+            print(f"* class: {label} ({self._lab2cname[int(label)]})\ttotal: {mine.size:,}\t"
+                  f"correct: {int(mine.sum()):,}\tacc: {class_accs[-1]:.1f}%")
+        mean_acc = float(np.mean(class_accs))
+        print(f"* average: {mean_acc:.1f}%")
+        return mean_acc
 
     def evaluate(self) -> "OrderedDict[str, float]":
-        results = OrderedDict()
-        acc = 100.0 * self._correct / max(self._total, 1)
-        macro_f1 = 100.0 * f1_score(self._y_true, self._y_pred, average="macro", labels=np.unique(self._y_true))
-        results["accuracy"] = acc
-        results["error_rate"] = 100.0 - acc
-        results["macro_f1"] = macro_f1
-        print("=> result\n"
-              f"* total: {self._total:,}\n"
-              f"* correct: {self._correct:,}\n"
-              f"* accuracy: {acc:.1f}%\n"
-              f"* error: {100.0 - acc:.1f}%\n"
-              f"* macro_f1: {macro_f1:.1f}%")
-        if self._per_class_res is not None:
-            print("=> per-class result")
-            accs = []
-            for label in sorted(self._per_class_res):
-                hits = self._per_class_res[label]
-                class_acc = 100.0 * sum(hits) / len(hits)
-                accs.append(class_acc)
-                print(f"* class: {label} ({self._lab2cname[label]})\ttotal: {len(hits):,}\t"
-                      f"correct: {sum(hits):,}\tacc: {class_acc:.1f}%")
-            results["perclass_accuracy"] = float(np.mean(accs))
-            print(f"* average: {results['perclass_accuracy']:.1f}%")
+        truth, pred = np.asarray(self._y_true), np.asarray(self._y_pred)
+        hits = truth == pred
+        n, correct = truth.size, int(hits.sum())
+        accuracy = 100.0 * correct / n if n else 0.0
+        f1 = 100.0 * f1_score(truth, pred, average="macro", labels=np.unique(truth)) if n else 0.0
+        metrics: Dict[str, float] = OrderedDict(accuracy=accuracy, error_rate=100.0 - accuracy, macro_f1=f1)
+        report = ["=> result", f"* total: {n:,}", f"* correct: {correct:,}", f"* accuracy: {accuracy:.1f}%",
+                  f"* error: {100.0 - accuracy:.1f}%", f"* macro_f1: {f1:.1f}%"]
+        print("\n".join(report))
+        if self.cfg.TEST.PER_CLASS_RESULT:
+            metrics["perclass_accuracy"] = self._per_class(truth, hits)
         if self.cfg.TEST.COMPUTE_CMAT:
-            cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
-            save_path = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")
-            torch.save(cmat, save_path)
-            print(f"Confusion matrix is saved to {save_path}")
-        return results
+            target = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")
+            torch.save(confusion_matrix(truth, pred, normalize="true"), target)
+            print(f"Confusion matrix is saved to {target}")
+        return metrics

@@ -9,17 +9,13 @@ NETWORK_REGISTRY = Registry("NETWORK")
 
 
 class Backbone(nn.Module):
-    """Base class of feature extractors: subclasses set self._out_features (the feature width)."""
+    """Base class of feature extractors. A subclass sets `_out_features` (its feature width) and forward."""
 
-    def __init__(self):
-        super().__init__()
-
-    def forward(self):
-        pass
+    _out_features = None
 
     @property
     def out_features(self):
-        return getattr(self, "_out_features", None)
+        return self._out_features
 
 
 def _build(registry: Registry, kind: str, name: str, verbose: bool, **kwargs):
@@ -64,10 +60,10 @@ class SimpleNet(nn.Module):
         return self._fdim
 
     def forward(self, x, return_feature: bool = False):
-        f = self.backbone(x)
+        features = self.backbone(x)
         if self.head is not None:
-            f = self.head(f)
-        if self.classifier is None:
-            return f
-        y = self.classifier(f)
-        return (y, f) if return_feature else y
+            features = self.head(features)
+        if self.classifier is None:  # a feature extractor only (num_classes == 0)
+            return features
+        logits = self.classifier(features)
+        return (logits, features) if return_feature else logits

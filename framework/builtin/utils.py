@@ -1,11 +1,11 @@
 """Logging, seeding, meters, JSON and checkpoint helpers of the built-in engine."""
 import atexit
-import errno
 import json
 import os
 import os.path as osp
 import random
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -19,12 +19,8 @@ import torch.nn as nn
 
 # --------------------------------------------------------------------------- files and misc
 def mkdir_if_missing(dirname: str) -> None:
-    if not osp.exists(dirname):
-        try:
-            os.makedirs(dirname)
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
+    """Create a folder and its parents; an existing folder is fine."""
+    os.makedirs(dirname, exist_ok=True)
 
 
 def check_isfile(fpath: str) -> bool:
@@ -160,7 +156,16 @@ class MetricMeter:
             self.meters[k].update(v)
 
     def __str__(self) -> str:
-        return self.delimiter.join(f"{name} {m.val:.4f} ({m.avg:.4f})" for name, m in self.meters.items())
+        return self.delimiter.join(f"{name} {format_value(m.val)} ({format_value(m.avg)})"
+                                   for name, m in self.meters.items())
+
+
+def format_value(value: float) -> str:
+    """Four decimals, or three significant digits in exponent form for values too small for that (a transport
+    cost of 3e-6 printed as 0.0000 says nothing)."""
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.3e}"
+    return f"{value:.4f}"
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -189,10 +194,30 @@ def save_checkpoint(
     return fpath
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that exists but cannot be read (truncated, empty, or not a weights-only file)."""
+
+
+def kill_point(point: str) -> None:
+    """Fault injection for the kill/resume tests: SIGKILL this process when VIDEODG_KILL_AT names `point`."""
+    if os.environ.get("VIDEODG_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _atomic_torch_save(obj: Any, fpath: str) -> None:
+    """torch.save through a temporary file and a rename. A failed write (disk full) removes the temporary
+    file and raises with the path; the file previously at `fpath`, if any, is left as it was."""
     tmp = f"{fpath}.tmp-{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, fpath)
+    try:
+        torch.save(obj, tmp)
+        kill_point("save " + osp.basename(fpath))
+        os.replace(tmp, fpath)
+    except OSError as e:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise OSError(e.errno, f'Could not write the checkpoint "{fpath}" ({e.strerror or e}). The previous '
+                      "checkpoint is untouched; free disk space (or fix permissions) and start the same "
+                      "command again to resume.") from e
 
 
 def _atomic_write_text(fpath: str, text: str) -> None:
@@ -202,13 +227,62 @@ def _atomic_write_text(fpath: str, text: str) -> None:
     os.replace(tmp, fpath)
 
 
+def remove_stale_temp_files(root: str) -> List[str]:
+    """Delete the temporary files that killed saves left below `root` (call only while holding the run's lock)."""
+    removed = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if ".tmp-" in name:
+                os.remove(osp.join(folder, name))
+                removed.append(osp.join(folder, name))
+    return removed
+
+
 def load_checkpoint(fpath: str) -> Dict[str, Any]:
-    """Load a checkpoint with weights_only=True: only tensors and plain Python types are unpickled."""
+    """Load a checkpoint with weights_only=True: only tensors and plain Python types are unpickled.
+
+    A file that cannot be read raises CheckpointError naming the file and what to do about it."""
     if not fpath:
         raise ValueError("File path is empty")
     if not osp.exists(fpath):
         raise FileNotFoundError(f'No checkpoint at "{fpath}"')
-    return torch.load(fpath, map_location=None if torch.cuda.is_available() else "cpu", weights_only=True)
+    try:
+        return torch.load(fpath, map_location=None if torch.cuda.is_available() else "cpu", weights_only=True)
+    except Exception as e:  # truncated zip, empty file, or a pickle that needs more than weights-only loading
+        detail = str(e).split("\n")[0][:300]
+        if "weights_only" in str(e) or "nsupported global" in str(e):
+            reason = ("it holds objects other than tensors and plain values, which weights-only loading refuses "
+                      f"for safety ({detail})")
+            advice = "Use a checkpoint written by this project; do not load files of unknown origin."
+        else:
+            reason = f"it is truncated or damaged ({type(e).__name__}: {detail})"
+            advice = ("Delete it: a resumed run then continues from the newest intact checkpoint, and "
+                      "--eval-only can load another epoch with --load-epoch N.")
+        raise CheckpointError(f'Cannot load the checkpoint "{fpath}": {reason}. {advice}') from None
+
+
+def capture_rng_state() -> Dict[str, Any]:
+    """Every global random state that the next epoch draws from: Python, NumPy, torch CPU and CUDA. Samplers
+    and data-loader workers take their seeds from torch's generator when an epoch starts, so they follow."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer=None, scheduler=None) -> int:

@@ -1,0 +1,272 @@
+"""Tables from finished runs: the mean +- std over seed runs of one setting, and the paper's layouts.
+
+`seed_summary` is one row per split/domain of results.json with n, mean, std and the per-seed values.
+`paper_table` arranges a grid of run folders as the paper's Tables 1, 3, 4 and 5 (rows = models, columns =
+tasks, each cell "without / with ADA" with an arrow) and `variants_table` as Table 2 (rows = model + ADA
+variant). What a run is (model row, ADA variant, task) is read from its config.yaml (`describe_run`).
+"""
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from analysis.runs import Run, describe_groups, group_by_setting
+
+# Paper row name of a model, by the name of its head or backbone (backbone first: a 3D backbone such as
+# I3D is the model; a frame encoder is not listed, so the head decides). `with` is the ADA variant the
+# paper's "with ADA" column uses for that model (Table 1: ADA* for APN, ADA for the baselines).
+# Add a model with one line.
+MODEL_ROWS = OrderedDict([
+    # name in MODEL.HEAD.NAME / MODEL.BACKBONE.NAME: (paper row, variant of "with ADA")
+    ("tsn", ("TSN", "ADA")),
+    ("trn", ("TRN", "ADA")),
+    ("trn_attn", ("TRN-ATTN", "ADA")),
+    ("tsm", ("TSM", "ADA")),
+    ("i3d", ("I3D", "ADA")),
+    ("nonlocal", ("Non-local", "ADA")),
+    ("apn_pyramid", ("APN", "ADA*")),
+])
+
+# Trainers that train without ADA whatever their config says (ERM).
+ERM_TRAINERS = ("VideoVanilla",)
+# A LEVELS value that means "ADA on the last hidden layer" (the image ADA of Volpi et al.); for APN that is R^III.
+LAST_HIDDEN_LEVELS = {"last_hidden": "ADA", "III": "ADA"}
+
+# Domain order of the paper's columns (U->H before H->U, ...); domains not listed follow alphabetically.
+DOMAIN_ORDER = ["ucf", "hmdb", "doing", "pretending", "left", "middle", "right", "camera1", "camera2", "camera3",
+                "studio", "street", "sketch", "glimpse"]
+
+MISSING = "missing"
+UP, DOWN = "\u2191", "\u2193"
+
+
+class RunKey(NamedTuple):
+    model: str  # paper row, e.g. "APN"
+    variant: str  # "base", "ADA", "ADA*", "ADA[II]", or a trainer name for other DG methods
+    task: str  # column, e.g. "ucf->hmdb" or "left->middle,right"
+
+
+def model_row(config: Dict) -> Tuple[str, str]:
+    """(paper row name, its "with ADA" variant) from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
+    backbone, head = config.get("MODEL.BACKBONE.NAME", ""), config.get("MODEL.HEAD.NAME", "")
+    for name in (backbone, head):
+        if name in MODEL_ROWS:
+            return MODEL_ROWS[name]
+    return (head or backbone or "unknown", "ADA")
+
+
+def ada_variant(config: Dict) -> str:
+    trainer = config.get("TRAINER.NAME", "")
+    levels = config.get(f"TRAINER.{trainer.upper()}.LEVELS")
+    if trainer in ERM_TRAINERS:
+        return "base"
+    if levels is None:  # another DG method (e.g. VideoCrossGrad): its own row
+        return trainer or "unknown"
+    parts = [p for p in str(levels).split("+") if p]
+    if not parts or parts == ["none"]:
+        return "base"
+    if len(parts) == 1:
+        return LAST_HIDDEN_LEVELS.get(parts[0], f"ADA[{parts[0]}]")
+    return "ADA*"
+
+
+def task_name(config: Dict, target: Optional[str] = None) -> str:
+    sources = ",".join(config.get("DATASET.SOURCE_DOMAINS", []) or ["?"])
+    targets = target or ",".join(config.get("DATASET.TARGET_DOMAINS", []) or ["?"])
+    return f"{sources}->{targets}"
+
+
+def describe_run(run: Run) -> RunKey:
+    config = run.config or {}
+    return RunKey(model_row(config)[0], ada_variant(config), task_name(config))
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+class Cell(NamedTuple):
+    values: Dict  # seed -> value
+    paths: List[str]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(list(self.values.values())))
+
+    @property
+    def std(self) -> float:  # population std, as Dassl's parse_test_res.py
+        return float(np.std(list(self.values.values())))
+
+    def text(self, digits: int = 2, ci95: bool = False) -> str:
+        if not self.n:
+            return MISSING
+        spread = 1.96 * self.std / np.sqrt(self.n) if ci95 else self.std
+        return f"{self.mean:.{digits}f} +- {spread:.{digits}f}"
+
+
+def target_value(run: Run, target: Optional[str], metric: str) -> Optional[float]:
+    """The run's accuracy (or macro-F1) on one target domain, or pooled over its targets."""
+    domains = (run.config or {}).get("DATASET.TARGET_DOMAINS", [])
+    domain = target or ("pooled" if len(domains) > 1 else (domains[0] if domains else "pooled"))
+    row = run.row("target", domain)
+    return None if row is None else float(row[metric])
+
+
+def seed_label(run: Run):
+    return run.seed if run.seed is not None else osp.basename(run.path)
+
+
+def seed_summary(runs: Sequence[Run], metrics: Sequence[str] = ("accuracy", "macro_f1"),
+                 ci95: bool = False) -> List[Dict]:
+    """Per split/domain row of results.json: n, mean, std of each metric over the runs, and per-seed values."""
+    table: "OrderedDict[Tuple[str, str], Dict]" = OrderedDict()
+    for run in runs:
+        for row in run.results:
+            entry = table.setdefault((row["split"], row["domain"]), {m: {} for m in metrics})
+            for m in metrics:
+                entry[m][seed_label(run)] = float(row[m])
+    out = []
+    for (split, domain), entry in table.items():
+        cells = {m: Cell(entry[m], []) for m in metrics}
+        first = cells[metrics[0]]
+        out.append({"split": split, "domain": domain, "n": first.n,
+                    **{m: cells[m].text(ci95=ci95) for m in metrics},
+                    "per seed": ", ".join(f"{s}: {v:.2f}" for s, v in first.values.items())})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the grid
+class Grid(NamedTuple):
+    cells: Dict[RunKey, Cell]
+    unfinished: List[Run]
+    skipped: List[str]  # why a run was left out
+
+
+def collect_grid(runs: Sequence[Run], metric: str = "accuracy", per_target: bool = False) -> Grid:
+    """Group finished runs by (model, variant, task). Refuses (ValueError) a cell whose runs differ in any
+    setting other than the seed: such runs must not be averaged (drop one setting with --exclude)."""
+    unfinished = [r for r in runs if not r.finished]
+    skipped = [f"{r.path}: no config.yaml, so model and task are unknown" for r in runs if r.finished and r.config is None]
+    by_key: Dict[RunKey, List[Tuple[Run, Optional[str]]]] = OrderedDict()
+    for run in runs:
+        if not run.finished or run.config is None:
+            continue
+        targets = run.config.get("DATASET.TARGET_DOMAINS", []) if per_target else [None]
+        for target in targets:
+            key = describe_run(run)._replace(task=task_name(run.config, target))
+            by_key.setdefault(key, []).append((run, target))
+    cells, mixed = OrderedDict(), []
+    for key, members in by_key.items():
+        groups = group_by_setting([r for r, _ in members])
+        if len(groups) > 1:
+            mixed.append(f"{key.model} / {key.variant} / {key.task}:\n{describe_groups(groups)}")
+            continue
+        values, paths = {}, []
+        for run, target in members:
+            value = target_value(run, target, metric)
+            if value is None:
+                skipped.append(f"{run.path}: results.json has no target row for {target or 'its targets'}")
+                continue
+            seed = seed_label(run)
+            if seed in values:
+                raise ValueError(f'Two runs of {key.model} / {key.variant} / {key.task} with seed {seed}: '
+                                 f'"{paths[list(values).index(seed)]}" and "{run.path}"; remove one')
+            values[seed] = value
+            paths.append(run.path)
+        cells[key] = Cell(values, paths)
+    if mixed:
+        raise ValueError("Runs of one table cell differ in settings other than the seed, so their mean would "
+                         "mix settings. Leave one setting out with --exclude SUBSTRING (or give it its own "
+                         "grid folder):\n" + "\n".join(mixed))
+    return Grid(cells, unfinished, skipped)
+
+
+def ordered(items, order: Sequence[str]) -> List[str]:
+    """items in the order of `order` first, then the rest alphabetically."""
+    items = list(dict.fromkeys(items))
+    return [o for o in order if o in items] + sorted(i for i in items if i not in order)
+
+
+def task_order(tasks) -> List[str]:
+    def key(task: str):
+        source, targets = task.split("->")
+        return [DOMAIN_ORDER.index(d) if d in DOMAIN_ORDER else len(DOMAIN_ORDER) for d in
+                [source, *targets.split(",")]], task
+    return sorted(dict.fromkeys(tasks), key=key)
+
+
+def task_labels(tasks: Sequence[str]) -> List[str]:
+    """The paper's short column names (U->H, L->M,R) when the domains' initials are unique, else the names."""
+    domains = {d for t in tasks for d in t.replace("->", ",").split(",")}
+    if len({d[:1].upper() for d in domains}) < len(domains):
+        return list(tasks)
+    return [",".join(d[:1].upper() for d in t.split("->")[0].split(",")) + "->"
+            + ",".join(d[:1].upper() for d in t.split("->")[1].split(",")) for t in tasks]
+
+
+def average_cell(cells: Sequence[Optional[Cell]]) -> Optional[Cell]:
+    """Mean over tasks, per seed (seeds present in every task), so the std is over seeds of the average.
+    None (missing) when a task is missing or no seed ran every task."""
+    if not cells or any(c is None or c.n == 0 for c in cells):
+        return None
+    seeds = [s for s in cells[0].values if all(s in c.values for c in cells)]
+    if not seeds:
+        return None
+    return Cell({s: float(np.mean([c.values[s] for c in cells])) for s in seeds}, [])
+
+
+def _model_order() -> List[str]:
+    return [row for row, _ in MODEL_ROWS.values()]
+
+
+def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+    """Tables 1/3/4/5: one row per model, per task "without / with ADA" + arrow, and the average."""
+    tasks = task_order(k.task for k in grid.cells)
+    models = ordered((k.model for k in grid.cells), _model_order())
+    with_variant = {row: variant for row, variant in MODEL_ROWS.values()}
+    headers = ["model", *task_labels(tasks), "average"]
+    rows = []
+    for model in models:
+        with_name = with_variant.get(model, "ADA")
+        line, base_cells, ada_cells = [f"{model} (without / with {with_name})"], [], []
+        for task in tasks:
+            base = grid.cells.get(RunKey(model, "base", task))
+            ada = grid.cells.get(RunKey(model, with_name, task))
+            base_cells.append(base)
+            ada_cells.append(ada)
+            line.append(pair_text(base, ada, digits))
+        line.append(pair_text(average_cell(base_cells), average_cell(ada_cells), digits))
+        rows.append(line)
+    return headers, rows
+
+
+def pair_text(base: Optional[Cell], ada: Optional[Cell], digits: int) -> str:
+    left = base.text(digits) if base else MISSING
+    right = ada.text(digits) if ada else MISSING
+    arrow = ""
+    if base and ada and base.n and ada.n:
+        arrow = " " + (UP if ada.mean > base.mean else DOWN)
+    return f"{left} / {right}{arrow}"
+
+
+def variant_label(model: str, variant: str) -> str:
+    return model if variant == "base" else f"{model} + {variant}"
+
+
+def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+    """Table 2: one row per model and ADA variant (base, + ADA, + ADA*, then any other variant)."""
+    tasks = task_order(k.task for k in grid.cells)
+    models = ordered((k.model for k in grid.cells), _model_order())
+    headers = ["model", *task_labels(tasks), "average", "n (seeds)"]
+    rows = []
+    for model in models:
+        variants = ordered((k.variant for k in grid.cells if k.model == model), ["base", "ADA", "ADA*"])
+        for variant in ordered(variants + ["base", "ADA", "ADA*"], ["base", "ADA", "ADA*"]):
+            cells = [grid.cells.get(RunKey(model, variant, t)) for t in tasks]
+            avg = average_cell(cells)
+            counts = "/".join(str(c.n) if c else "0" for c in cells)
+            rows.append([variant_label(model, variant), *[c.text(digits) if c else MISSING for c in cells],
+                         avg.text(digits) if avg else MISSING, counts])
+    return headers, rows

@@ -1,0 +1,124 @@
+"""End-of-run figures: written as valid PNGs with the expected names by a tiny real run and by --eval-only;
+the log parser behind the training curves; a figure that cannot be drawn never fails the run."""
+import os
+import os.path as osp
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analysis import figures
+from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, run_train
+from trainers.results import Predictions
+
+TARGETS = ["street", "sketch", "glimpse"]
+RUN_FIGURES = [f"confusion_{t}.png" for t in TARGETS] + ["per_class_accuracy.png", "showcase.png"]
+
+
+def assert_pngs(folder, names):
+    assert sorted(os.listdir(folder)) == sorted(names)
+    for name in names:
+        with Image.open(osp.join(folder, name)) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+            image.verify()
+
+
+def apn_args(data):
+    return ["--root", data, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
+            "configs/trainers/APN/smallcnn_cpu.yaml"]
+
+
+OPTS = [*TINY_SYNTHETIC, "TEST.FIGURES", "True", "TRAINER.APN.T_MAX", "1", "OPTIM.MAX_EPOCH", "1"]
+
+
+def train_with_figures(tmp, engine):
+    out, data = osp.join(tmp, "run"), osp.join(tmp, "data")
+    proc = run_train([*apn_args(data), "--output-dir", out, *OPTS], engine)
+    assert "Warning" not in proc.stdout and "Figures written to" in proc.stdout
+    assert_pngs(osp.join(out, "figures"), RUN_FIGURES + ["training_curves.png"])
+    return out, data
+
+
+@pytest.fixture(scope="module")
+def apn_run(tmp_path_factory):
+    """A tiny APN + ADA* run (one epoch) on the built-in engine, with figures."""
+    return train_with_figures(str(tmp_path_factory.mktemp("figures")), "builtin")
+
+
+def test_a_run_writes_its_figures(apn_run):
+    pass  # train_with_figures checked the names and that each file is a valid PNG
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "builtin"])  # real Dassl, where installed
+def test_a_run_on_real_dassl_writes_its_figures(engine, tmp_path):
+    train_with_figures(str(tmp_path), engine)
+
+
+def test_eval_only_writes_the_evaluation_figures(apn_run, tmp_path):
+    out, data = apn_run
+    evaluated = str(tmp_path / "eval")
+    proc = run_train([*apn_args(data), "--output-dir", evaluated, "--eval-only", "--model-dir", out, *OPTS])
+    assert "no training curves" in proc.stdout  # its log has no training lines
+    assert_pngs(osp.join(evaluated, "figures"), RUN_FIGURES)
+
+
+def test_feature_views_of_a_trained_apn(apn_run, tmp_path, capsys):
+    sys.path.insert(0, osp.join(REPO, "tools"))
+    import feature_views
+    out, _ = apn_run
+    path = str(tmp_path / "views.png")
+    feature_views.main(feature_views.build_parser().parse_args([out, "--max-per-domain", "8", "--out", path]))
+    assert "t-SNE of 32 clips (global, II, III)" in capsys.readouterr().out  # 8 source-val + 3 x 8 target clips
+    assert_pngs(tmp_path, ["views.png"])
+
+
+def test_training_log_parser_reads_resumed_sessions_and_small_values(tmp_path):
+    first = ("epoch [1/2] batch [1/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 2.5000 (2.5000) acc 10.0 (10.0) "
+             "cost_II 1.5e-05 (1.5e-05) lr 2.0000e-03 eta 0:00:03\n"
+             "epoch [1/2] batch [2/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 2.0000 (2.2500) acc 20.0 (15.0) "
+             "cost_II 3.0e-05 (2.2e-05) lr 1.0000e-03 eta 0:00:02\n"
+             "Evaluate on the *val* set\n=> result\n* total: 8\n* correct: 2\n* accuracy: 25.0%\n"
+             "epoch [2/2] batch [1/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 9.0000 (9.0000) acc 0.0 (0.0) "
+             "lr 5.0000e-04 eta 0:00:01\n")
+    (tmp_path / "log.txt").write_text(first)  # killed during epoch 2, then resumed from epoch 1's checkpoint
+    (tmp_path / "log.txt-2026-01-01-00-00-00").write_text(
+        "epoch [2/2] batch [1/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 1.5000 (1.5000) acc 40.0 (40.0) "
+        "lr 5.0000e-04 eta 0:00:01\nEvaluate on the *val* set\n* accuracy: 50.0%\n")
+    series = figures.parse_training_log(figures.log_files(str(tmp_path)))
+    assert series["loss_src"] == {0.5: 2.5, 1.0: 2.0, 1.5: 1.5}  # the resumed session wins
+    assert series["cost_II"] == {0.5: 1.5e-05, 1.0: 3.0e-05}
+    assert series["lr"][1.5] == 5e-4 and series["val_accuracy"] == {1.0: 25.0, 2.0: 50.0}
+    assert "time" not in series and "data" not in series
+    path = figures.plot_training_curves(series, str(tmp_path / "curves.png"))
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+
+
+def test_confusion_matrix_is_row_normalised():
+    matrix = figures.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 0, 1, 1]), 3)
+    assert matrix.tolist() == [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.0]]
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning(tmp_path, capsys):
+    from yacs.config import CfgNode
+    cfg = CfgNode({"OUTPUT_DIR": str(tmp_path), "TRAINER": {"NAME": "APN"},
+                   "DATASET": {"SOURCE_DOMAINS": ["studio"], "TARGET_DOMAINS": ["street", "sketch"]}})
+    rng = np.random.default_rng(0)
+    test = Predictions(rng.dirichlet(np.ones(4), 12), np.arange(12) % 4, np.arange(12) // 6)
+    # the loaders cannot give frames (no dataset), so the showcase fails; everything else is drawn
+    trainer = SimpleNamespace(cfg=cfg, lab2cname={0: "a", 1: "b", 2: "c", 3: "d"}, val_loader=None, test_loader=None)
+    written = figures.draw_run_figures(trainer, test)
+    out = capsys.readouterr().out
+    assert "Warning: could not draw the showcase figure" in out and "no training curves" in out
+    assert sorted(osp.basename(p) for p in written) == ["confusion_sketch.png", "confusion_street.png",
+                                                        "per_class_accuracy.png"]
+
+
+def test_no_figures_flag_turns_the_config_key_off():
+    import train
+    args = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--trainer", "APN", "--config-file",
+            "configs/trainers/APN/smallcnn_cpu.yaml"]
+    assert train.setup_cfg(train.build_parser().parse_args(args)).TEST.FIGURES is True
+    assert train.setup_cfg(train.build_parser().parse_args([*args, "--no-figures"])).TEST.FIGURES is False
