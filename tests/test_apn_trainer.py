@@ -1,4 +1,6 @@
 """The APN trainer (Algorithm 1) on a fixed model: ascent, transport cost, update counts; the ensemble rules."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -264,3 +266,22 @@ def test_official_configs_build_and_train_one_step(tmp_path, config):
     log = trainer.forward_backward(next(iter(trainer.train_loader_x)))
     assert len(calls) == 1 and {"loss_all", "max_loss_II", "cost_III"} <= set(log)
     assert all(np.isfinite(v) for v in log.values())
+
+
+@pytest.mark.parametrize("update", ["sequential", "joint"])
+def test_one_host_read_per_minibatch(tmp_path, monkeypatch, update):
+    trainer = make_trainer(tmp_path, "TRAINER.APN.T_MAX", "2", "TRAINER.APN.UPDATE", update)
+    batch = next(iter(trainer.train_loader_x))
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _name=name, _original=original, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            if "trainers" in caller or "models" in caller:  # the project's code, not torch's optimiser
+                reads.append((_name, caller))
+            return _original(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trainer.batch_idx, trainer.num_batches = 0, 10
+    trainer.forward_backward(batch)
+    assert [name for name, _ in reads] == ["tolist"]  # the log, read once

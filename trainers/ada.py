@@ -19,6 +19,7 @@ weight gradients, and runs the level chains as one batched pass when BATCH_CHAIN
 log values on the device and reads them once per minibatch (one host sync).
 """
 import contextlib
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -162,7 +163,16 @@ class VideoADA(VideoDataMixin, TrainerX):
         log = self.sequential_step(X, Y) if self.update == "sequential" else self.joint_step(X, Y)
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
-        return read_log(log)
+        values = read_log(log)
+        bad = [k for k, v in values.items() if k.startswith("loss") and not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"Loss is infinite or NaN: {bad} (epoch {getattr(self, 'epoch', 0) + 1}, batch "
+                                     f"{self.batch_idx + 1}); try a smaller ETA or learning rate")
+        return values
+
+    def detect_anomaly(self, loss):
+        """Deferred to forward_backward, which checks every loss of the minibatch after its one host sync
+        (Dassl's check here would sync once per backward pass)."""
 
     # ================================================================== helpers
     def theta_level(self, level: str) -> str:
