@@ -40,6 +40,8 @@ def _registered_in(path: Path) -> Dict[str, List[str]]:
         if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             continue
         for deco in node.decorator_list:
+            if isinstance(deco, ast.Name) and deco.id == "register_trainer":  # framework.register_trainer
+                found.setdefault("trainers", []).append(node.name)
             call = deco.func if isinstance(deco, ast.Call) else deco
             if isinstance(call, ast.Attribute) and call.attr == "register" and isinstance(call.value, ast.Name):
                 if call.value.id in REGISTRIES:

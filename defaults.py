@@ -37,6 +37,8 @@ def extend_cfg(cfg: CN) -> None:
     """Add the project's keys to Dassl's defaults: the shared ones below, then each component's own."""
     # ------------------------------------------------------------------ video input pipeline (video/)
     cfg.INPUT.NUM_SEGMENTS = 5  # M: a clip is M segments, one frame each (paper: 5 UCF-HMDB/SSv2, 3 PKU/NTU)
+    cfg.INPUT.SAMPLING = "tsn"  # tsn: one frame per segment (2D models); dense: M consecutive frames (I3D, Non-local)
+    cfg.INPUT.DENSE_STRIDE = 2  # dense sampling: every DENSE_STRIDE-th frame (Non-local: 32 frames at stride 2)
     # Train: TSN multi-scale crop; side = scale * shorter side for scales drawn from this list, then resize to SIZE.
     cfg.INPUT.MULTISCALE_CROP = (1.0, 0.875, 0.75, 0.66)
     cfg.INPUT.MAX_DISTORT = 1  # width and height scales may differ by at most this many list steps (TSN)
@@ -66,6 +68,7 @@ def extend_cfg(cfg: CN) -> None:
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
     cfg.TRAIN.BF16 = False  # bf16 autocast for forward passes (a speed-up on CUDA; slower on most CPUs)
     cfg.TRAIN.CHANNELS_LAST = False  # channels_last memory format for the frame encoder's CNN (CUDA speed-up)
+    cfg.OPTIM.IMPLEMENTATION = "auto"  # SGD/Adam kernel: auto (torch's default), foreach, fused (CUDA), for_loop
     cfg.TRAIN.CHECKPOINT_KEEP = 3  # regular checkpoints kept on disk (the newest K; model-best is kept too); 0 = all
     cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures
 

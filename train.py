@@ -3,6 +3,7 @@
     python train.py --root data --trainer APN --source-domains studio --target-domains street sketch glimpse \
         --dataset-config-file configs/datasets/synthetic_dg.yaml --config-file configs/trainers/APN/smallcnn_cpu.yaml \
         --output-dir output/synthetic/APN/seed1 --seed 1 [KEY VALUE ...]
+    torchrun --nproc_per_node N train.py ...   (data parallel on N processes: README "Several GPUs")
 
 Config order: Dassl defaults, extend_cfg (defaults.py and each component's own keys), dataset YAML, trainer
 YAML (each with its `_BASE_` files first), flags, trailing KEY VALUE pairs; later wins. The merged config is
@@ -58,14 +59,38 @@ def setup_cfg(args):
     from framework import clean_cfg
 
     cfg = default_cfg()
+    saved = osp.join(args.model_dir, "config.yaml") if args.eval_only and args.model_dir else ""
+    if saved and osp.isfile(saved):  # --eval-only starts from the evaluated run's own config
+        merge_config_file(cfg, saved)
     for path in (args.dataset_config_file, args.config_file):
         if path:
             merge_config_file(cfg, path)
     reset_cfg(cfg, args)
+    check_opts(args.opts)
     cfg.merge_from_list(args.opts)
     clean_cfg(cfg, cfg.TRAINER.NAME)
+    if args.eval_only and args.model_dir:
+        cfg.OUTPUT_DIR = eval_output_dir(args, cfg.TEST.SPLIT)
     cfg.freeze()
     return cfg
+
+
+def check_opts(opts) -> None:
+    """Flags must come before the KEY VALUE pairs: argparse hands everything after the first pair to opts."""
+    flags = [o for o in opts or [] if isinstance(o, str) and o.startswith("--")]
+    if flags:
+        raise SystemExit(f"{flags[0]} stands after the KEY VALUE pairs, where it would be read as a config key. "
+                         f"Put every flag ({', '.join(flags)}) before the first KEY VALUE pair.")
+
+
+def eval_output_dir(args, split: str) -> str:
+    """--eval-only writes into a folder of its own: --output-dir when it names another folder, else
+    RUN/eval/<split>-<best|epochN>/, so the run's results, config and log are never overwritten."""
+    run = osp.normpath(args.model_dir)
+    if args.output_dir and osp.normpath(args.output_dir) != run:
+        return args.output_dir
+    which = "best" if args.load_epoch is None else f"epoch{args.load_epoch}"
+    return osp.join(run, "eval", f"{split}-{which}")
 
 
 def changed_keys(cfg, reference, prefix: str = "") -> Iterator[Tuple[str, object]]:
@@ -89,24 +114,47 @@ def print_args(args, cfg) -> None:
 
 
 def main(args) -> None:
+    from framework.distributed import get_rank, init_from_env, is_main_process, quiet_unless_main, shutdown
+
+    cfg = setup_cfg(args)
+    # torchrun (README "Several GPUs"): join the process group; rank 0 alone prints, logs and writes files
+    init_from_env(cfg.USE_CUDA)
+    quiet_unless_main()
+    try:
+        run(args, cfg, is_main_process(), get_rank())
+    finally:
+        shutdown()
+
+
+def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
     import torch
 
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
+    from framework import OutputDirInUse, claim_output_dir
 
-    cfg = setup_cfg(args)
+    from trainers.checks import check_run_config
+    check_run_config(cfg)  # a wrong trainer/data pairing stops here, before OUTPUT_DIR is touched
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
-        set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+        set_random_seed(cfg.SEED + rank)  # one seed per rank; the model starts from rank 0's weights
+    if main_process:
+        try:
+            lock_notes = claim_output_dir(cfg.OUTPUT_DIR)  # one run per output folder (rank 0 holds it)
+        except OutputDirInUse as e:
+            raise SystemExit(str(e)) from None
+        setup_logger(cfg.OUTPUT_DIR)
+        for note in lock_notes:  # a taken-over stale lock, temporary files of killed saves
+            print(note)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     print_args(args, cfg)
     print(f"Engine: {ENGINE}")
     print("Collecting env info ...")
     print("** System info **\n" + collect_env_info() + "\n")
-    mkdir_if_missing(cfg.OUTPUT_DIR)
-    with open(osp.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-        f.write(cfg.dump())  # read back by ensemble.py to rebuild this run's model and data
+    if main_process:
+        mkdir_if_missing(cfg.OUTPUT_DIR)
+        with open(osp.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())  # read back by ensemble.py to rebuild this run's model and data
 
     trainer = build_trainer(cfg)
     if args.eval_only:

@@ -15,8 +15,9 @@ import glob
 import os
 import os.path as osp
 import re
+import sys
 import traceback
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -79,7 +80,7 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -
     return acc
 
 
-def plot_per_class(splits: "Dict[str, Tuple[np.ndarray, np.ndarray]]", class_names: Sequence[str], path: str) -> str:
+def plot_per_class(splits: Dict[str, Tuple[np.ndarray, np.ndarray]], class_names: Sequence[str], path: str) -> str:
     """splits: name -> (pred, labels), e.g. {"source val: studio": ..., "target: street": ...}."""
     k, s = len(class_names), len(splits)
     width = 0.8 / max(s, 1)
@@ -142,15 +143,17 @@ def plot_showcase(clips: Sequence[ShowcaseClip], class_names: Sequence[str], pat
 
 
 def pick_showcase(labels: np.ndarray, pred: np.ndarray, domains: np.ndarray, num_domains: int,
-                  per_domain: int = 2) -> List[int]:
-    """Per domain, the first correctly classified clip and the first misclassified one (deterministic)."""
+                  per_domain: int = 2, seed: int = 0) -> List[int]:
+    """Per domain, a correctly classified clip and a misclassified one (or any, when a kind is absent), drawn
+    at random with a fixed seed, so that the clips shown vary in class but not between calls."""
+    rng = np.random.default_rng(seed)
     picked = []
     for d in range(num_domains):
         idx = np.flatnonzero(domains == d)
         right, wrong = idx[pred[idx] == labels[idx]], idx[pred[idx] != labels[idx]]
-        chosen = [int(i) for i in (*right[:1], *wrong[:1])]
-        chosen += [int(i) for i in idx if int(i) not in chosen][:per_domain - len(chosen)]
-        picked += chosen[:per_domain]
+        chosen = [int(rng.choice(group)) for group in (right, wrong) if len(group)]
+        rest = [int(i) for i in rng.permutation(idx) if int(i) not in chosen]
+        picked += (chosen + rest)[:per_domain]
     return picked
 
 
@@ -247,13 +250,21 @@ def class_names_of(trainer, num_classes: int) -> List[str]:
     return [str(names.get(c, c)) for c in range(num_classes)]
 
 
-def load_clip_frames(loader, index: int) -> np.ndarray:
+def load_clip_frames(loader, index: int, cfg) -> np.ndarray:
     """The frames the model saw for item `index` of an evaluation loader (centre frame of each segment)."""
     from video.readers import read_sampled_frames
     from video.sampling import sample_segment_indices
     dataset = loader.dataset
+    backend = cfg.DATASET.get("VIDEO_BACKEND", "auto")
     return read_sampled_frames(dataset.data_source[index],
-                               lambda n: sample_segment_indices(n, dataset.num_segments, train=False))
+                               lambda n: sample_segment_indices(n, dataset.num_segments, train=False), backend)
+
+
+def check_aligned(preds, loader, what: str) -> None:
+    """Prediction i must be item i of the loader's dataset (evaluation loaders are sequential); clips left out
+    as unreadable (SKIP_CORRUPT) break that correspondence."""
+    if len(getattr(preds, "skipped", ())) or len(preds.labels) != len(loader.dataset):
+        raise RuntimeError(f"{what}: unreadable clips were left out, so predictions no longer match clip files")
 
 
 def draw_run_figures(trainer, test, val=None) -> List[str]:
@@ -286,17 +297,21 @@ def draw_run_figures(trainer, test, val=None) -> List[str]:
 
     def showcase():
         clips = []
+        check_aligned(test, trainer.test_loader, "target test set")
         if val is not None and trainer.val_loader is not None and len(val.labels):
+            check_aligned(val, trainer.val_loader, "source validation split")
             i = pick_showcase(val.labels, val.probs.argmax(1), np.zeros_like(val.labels), 1, per_domain=1)[0]
-            clips.append(ShowcaseClip(load_clip_frames(trainer.val_loader, i), val.probs[i], int(val.labels[i]),
-                                      f"source {sources[0]}: {short(names[val.labels[i]])}"))
+            clips.append(ShowcaseClip(load_clip_frames(trainer.val_loader, i, cfg), val.probs[i],
+                                      int(val.labels[i]), f"source {sources[0]}: {short(names[val.labels[i]])}"))
         for i in pick_showcase(test.labels, pred, test.domains, len(targets)):
-            clips.append(ShowcaseClip(load_clip_frames(trainer.test_loader, i), test.probs[i], int(test.labels[i]),
+            clips.append(ShowcaseClip(load_clip_frames(trainer.test_loader, i, cfg), test.probs[i],
+                                      int(test.labels[i]),
                                       f"target {targets[test.domains[i]]}: {short(names[test.labels[i]])}"))
         return plot_showcase(clips, names, osp.join(out, "showcase.png")) if clips else None
     _attempt("showcase", showcase, written)
 
     def curves():
+        sys.stdout.flush()  # the log file is the tee of stdout: write out what it still buffers
         series = parse_training_log(log_files(cfg.OUTPUT_DIR))
         if not any(k in series for k in ("acc", "lr")):
             print("Figures: no training lines in this run's log (e.g. --eval-only): no training curves")

@@ -14,8 +14,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
-# Keys that differ between seed runs of one setting, or only say where things are on disk.
-IGNORED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "VERBOSE")
+# Keys that differ between seed runs of one setting, say where things are on disk, or only change what is
+# logged and drawn.
+IGNORED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "VERBOSE", "DATALOADER.NUM_WORKERS",
+                "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TEST.FIGURES")
 
 
 class Run(NamedTuple):

@@ -10,8 +10,9 @@ and checkpoint layout. Set VIDEODG_ENGINE to choose:
 
 Whatever the engine, these pieces always come from framework/builtin because Dassl 0.6.3 breaks on
 current PyTorch or is unsafe there (see CheckpointMixin): checkpoint save/load/resume (atomic writes,
-weights_only loads, `--load-epoch` works), build_lr_scheduler (Dassl's warmup raises TypeError on
-torch >= 2.7), and setup_logger (Dassl's stdout tee closes the stream it wraps when it is closed or
+weights_only loads, `--load-epoch` works, exact resume, best-epoch tie-break), build_lr_scheduler (Dassl's
+warmup raises TypeError on torch >= 2.7), build_optimizer (same keys; adds OPTIM.IMPLEMENTATION, the
+foreach/fused kernel choice), and setup_logger (Dassl's stdout tee closes the stream it wraps when it is closed or
 garbage-collected, so a second run in one process, e.g. train.main() under pytest, loses stdout).
 Nothing else in the project imports dassl.
 """
@@ -55,7 +56,6 @@ if _reason is None:
     from dassl.evaluation import EVALUATOR_REGISTRY, build_evaluator
     from dassl.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, build_backbone,
                                 build_head, build_network)
-    from dassl.optim import build_optimizer
     from dassl.utils import (AverageMeter, MetricMeter, Registry, collect_env_info, count_num_param,
                              load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
@@ -80,23 +80,41 @@ else:
     from .builtin.evaluation import EVALUATOR_REGISTRY, build_evaluator
     from .builtin.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, SimpleNet,
                                    build_backbone, build_head, build_network)
-    from .builtin.optim import build_optimizer
     from .builtin.registry import Registry
     from .builtin.trainer import TRAINER_REGISTRY, SimpleTrainer, TrainerBase, TrainerX, build_trainer
     from .builtin.utils import (AverageMeter, MetricMeter, collect_env_info, count_num_param,
                                 load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
 # Always the built-in versions (see the module docstring).
-from .builtin.optim import build_lr_scheduler  # noqa: E402
+from .builtin.optim import build_lr_scheduler, build_optimizer  # noqa: E402
 from .builtin.registry import check_availability  # noqa: E402
+from .builtin.runlock import OutputDirInUse, claim_output_dir  # noqa: E402
 from .builtin.utils import (CheckpointError, load_checkpoint, read_json, save_checkpoint,  # noqa: E402
                             setup_logger, write_json)
+
+
+# Dassl's own trainer classes by name, as Dassl registered them before any of this project's modules ran (empty on
+# the built-in engine). This project registers its own CrossGrad, DDAIG, DAELDG and DomainMix under the same
+# names (register_trainer); trainers/dassl_dg.py wraps the originals from here under Dassl* names.
+DASSL_TRAINERS = dict((name, TRAINER_REGISTRY.get(name)) for name in TRAINER_REGISTRY.registered_names())
+
+
+def register_trainer(cls):
+    """Class decorator: register `cls` in TRAINER_REGISTRY under its own name, replacing an entry of the same
+    name that Dassl registered (its original stays in DASSL_TRAINERS). A clash with another of this project's
+    trainers is still an error."""
+    name = cls.__name__
+    known = TRAINER_REGISTRY.get(name) if name in TRAINER_REGISTRY.registered_names() else cls
+    if known not in (cls, DASSL_TRAINERS.get(name)):
+        raise KeyError(f'Two trainers of this project are named "{name}"; rename one')
+    TRAINER_REGISTRY.register(cls, force=True)
+    return cls
 
 
 def clean_cfg(cfg, trainer: str) -> None:
     """The engine's clean_cfg (keep TRAINER.NAME and TRAINER.<trainer.upper()>, drop the other nodes), but also
     keep the node that the registered trainer reads, named by its class attribute `config_node`: a wrapper
-    such as VideoCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
+    such as DasslCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
     node = None
     if trainer in TRAINER_REGISTRY.registered_names():
         node = getattr(TRAINER_REGISTRY.get(trainer), "config_node", None)
@@ -109,10 +127,12 @@ def clean_cfg(cfg, trainer: str) -> None:
 __all__ = [
     "ENGINE", "ENGINE_ENV", "get_cfg_default", "clean_cfg", "Registry", "check_availability",
     "TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX", "SimpleNet",
-    "CheckpointMixin", "DATASET_REGISTRY", "build_dataset", "Datum", "DatasetBase", "DataManager",
+    "CheckpointMixin", "DASSL_TRAINERS", "register_trainer", "DATASET_REGISTRY", "build_dataset", "Datum",
+    "DatasetBase", "DataManager",
     "DatasetWrapper", "BACKBONE_REGISTRY", "Backbone", "build_backbone", "HEAD_REGISTRY", "build_head",
     "NETWORK_REGISTRY", "build_network", "EVALUATOR_REGISTRY", "build_evaluator", "build_optimizer",
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",
     "MetricMeter", "mkdir_if_missing", "count_num_param", "load_pretrained_weights", "load_checkpoint",
     "save_checkpoint", "read_json", "write_json", "CheckpointError",
+    "OutputDirInUse", "claim_output_dir",
 ]

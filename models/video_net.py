@@ -68,10 +68,20 @@ class VideoNet(nn.Module):
         self.backbone = build_backbone(model_cfg.BACKBONE.NAME, verbose=cfg.VERBOSE, **backbone_kwargs(cfg))
         self.head = build_head(model_cfg.HEAD.NAME, verbose=cfg.VERBOSE,
                                **head_kwargs(cfg, self.backbone.out_features))
+        mixstyle = model_cfg.BACKBONE.get("MIXSTYLE")
+        if mixstyle is not None and mixstyle.LAYERS:  # MixStyle in the frame encoder (frame_encoders.py)
+            if not hasattr(self.backbone, "add_mixstyle"):
+                raise ValueError(f"MODEL.BACKBONE.MIXSTYLE.LAYERS is set but {model_cfg.BACKBONE.NAME} is not a "
+                                 "FrameEncoder (models/backbones/frame_encoders.py), which is what offers MixStyle")
+            self.backbone.add_mixstyle(mixstyle.LAYERS, p=mixstyle.P, alpha=mixstyle.ALPHA, mix=mixstyle.MIX)
         fdim = self.head.out_features
-        linear = nn.Linear(fdim, num_classes)
-        # The official APN code puts a ReLU in front of h (MODEL.PYRAMID.CLASSIFIER_RELU).
-        self.classifier = nn.Sequential(nn.ReLU(), linear) if getattr(self.head, "classifier_relu", False) else linear
+        if num_classes > 0:
+            linear = nn.Linear(fdim, num_classes)
+            # The official APN code puts a ReLU in front of h (MODEL.PYRAMID.CLASSIFIER_RELU).
+            relu = getattr(self.head, "classifier_relu", False)
+            self.classifier = nn.Sequential(nn.ReLU(), linear) if relu else linear
+        else:  # as Dassl's SimpleNet with 0 classes: a feature extractor whose output is the head's feature
+            self.classifier = nn.Identity()
         self._fdim = fdim
 
     @property

@@ -1,4 +1,5 @@
-"""Training-step throughput (clips/s) and peak memory of TSN-ERM, APN-ERM and APN + ADA*.
+"""Training-step throughput (clips/s) and peak memory of TSN-ERM, APN-ERM, APN + ADA* and the baseline models
+(TRN, TRN-ATTN, TSM, I3D, Non-local; `--variants` picks some).
 
     python scripts/benchmark.py --preset paper   # ResNet-50, M=5, 224x224, batch 40, T_max=5 (needs CUDA)
     python scripts/benchmark.py --preset small   # frame_smallcnn, M=5, 32x32, batch 32, T_max=5 (CPU)
@@ -30,6 +31,21 @@ VARIANTS = [  # name, trainer, overrides
     ("TSN-ERM", "VideoVanilla", ["MODEL.HEAD.NAME", "tsn"]),
     ("APN-ERM", "APN", ["TRAINER.APN.LEVELS", "none"]),
     ("APN+ADA*", "APN", ["TRAINER.APN.LEVELS", "II+III", "TRAINER.APN.T_MAX", "5"]),
+]
+# The baseline models of Table 1 (issue #8), trained by ERM; a dict gives each preset its own overrides.
+_I3D = ["INPUT.SAMPLING", "dense", "MODEL.HEAD.NAME", "tsn"]
+VARIANTS += [
+    ("TRN-ERM", "VideoVanilla", ["MODEL.HEAD.NAME", "trn"]),
+    ("TRN-ATTN-ERM", "VideoVanilla", ["MODEL.HEAD.NAME", "trn_attn"]),
+    ("TSM-ERM", "VideoVanilla", {"paper": ["MODEL.BACKBONE.NAME", "frame_resnet50_tsm", "MODEL.HEAD.NAME", "tsn"],
+                                 "small": ["MODEL.BACKBONE.NAME", "frame_smallres_tsm", "MODEL.HEAD.NAME", "tsn"]}),
+    ("I3D-ERM", "VideoVanilla", {"paper": ["MODEL.BACKBONE.NAME", "i3d_resnet50", "INPUT.NUM_SEGMENTS", "32", *_I3D],
+                                 "small": ["MODEL.BACKBONE.NAME", "i3d_resnet_small", "INPUT.NUM_SEGMENTS", "8",
+                                           *_I3D]}),
+    ("NL-ERM", "VideoVanilla", {"paper": ["MODEL.BACKBONE.NAME", "nonlocal_resnet50", "INPUT.NUM_SEGMENTS", "32",
+                                          *_I3D],
+                                "small": ["MODEL.BACKBONE.NAME", "nonlocal_resnet_small", "INPUT.NUM_SEGMENTS", "8",
+                                          *_I3D]}),
 ]
 
 
@@ -69,7 +85,9 @@ def main(args) -> None:
     torch.manual_seed(0)
     rows = []
     for name, trainer_name, overrides in VARIANTS:
-        trainer = build(args, trainer_name, overrides)
+        if args.variants and name not in args.variants:
+            continue
+        trainer = build(args, trainer_name, overrides[args.preset] if isinstance(overrides, dict) else overrides)
         clips_per_s, step_s, peak = measure(trainer, args.steps, args.warmup)
         rows.append([name, f"{clips_per_s:.2f}", f"{step_s:.3f}", peak])
         print(f"{name}: {clips_per_s:.2f} clips/s", flush=True)
@@ -90,6 +108,7 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="TRAIN.BF16: bf16 autocast")
     parser.add_argument("--channels-last", action="store_true", help="TRAIN.CHANNELS_LAST: channels_last frame encoder")
+    parser.add_argument("--variants", nargs="*", help=f"only these (default all): {[v[0] for v in VARIANTS]}")
     parser.add_argument("--root", default="data", help="where the synthetic benchmark is (or is generated)")
     parser.add_argument("--output-dir", default="output/benchmark")
     main(parser.parse_args())

@@ -81,3 +81,16 @@ def test_broken_target_file_found_before_training_or_left_out_and_counted(data_r
     log = open(osp.join(out, "log.txt")).read()
     assert f"[skip] unreadable clip {broken} (test)" in log  # the pre-flight
     assert f"[skip] evaluation leaves out unreadable clip {broken}" in log  # the final evaluation
+
+
+def test_input_benchmark_script_prints_its_table(tmp_path):
+    import subprocess
+    import sys
+    from tests.helpers import REPO
+    proc = subprocess.run([sys.executable, "scripts/benchmark_input.py", "--clips", "2", "--frames", "12", "--size",
+                           "64x48", "--crop", "32", "--short-side", "40", "--repeat", "1", "--workers", "0",
+                           "--root", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = proc.stdout.split("| source")[1]
+    assert "clips/s" in table and "CPU ms/clip" in table and "pyav" in table and "JPEG frames" in table
+    assert os.path.isfile(tmp_path / "input_bench" / "frames" / "videos" / "clip_000" / "img_00012.jpg")

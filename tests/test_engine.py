@@ -321,3 +321,47 @@ def test_tiny_loss_values_print_readably():
     meter.update({"loss": 0.5, "cost_II": 3.2e-6, "zero": 0.0})
     text = str(meter)
     assert "loss 0.5000 (0.5000)" in text and "cost_II 3.200e-06 (3.200e-06)" in text and "zero 0.0000" in text
+
+
+def test_non_finite_loss_names_the_term_and_the_keys(tmp_path):
+    from defaults import extend_cfg
+    t = _ValTrainer(tmp_path)
+    extend_cfg(t.cfg)
+    t.config_node = "APN"
+    t.epoch, t.batch_idx = 2, 4
+
+    def adversarial_update():  # as a trainer holds its terms: a name per loss, the pyramid level beside it
+        level = "II"
+        loss_adv = (t.model.weight * float("nan")).sum()
+        t.model_backward_and_update(loss_adv)
+        return level
+
+    with pytest.raises(FloatingPointError) as e:
+        adversarial_update()
+    text = str(e.value)
+    assert "loss_adv_II" in text and "epoch 3, batch 5" in text
+    assert "TRAINER.APN.ETA=" in text and "TRAINER.APN.GAMMA=" in text and "OPTIM.LR=" in text
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_optimizer_implementations_agree(name):
+    from defaults import extend_cfg
+    results = {}
+    for impl in ("auto", "for_loop", "foreach", "fused"):
+        cfg = get_cfg_default()
+        extend_cfg(cfg)
+        cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.IMPLEMENTATION = name, 0.1, impl
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        optim = build_optimizer(model, cfg.OPTIM)
+        for step in range(3):
+            optim.zero_grad()
+            model(torch.ones(5, 4) * (step + 1)).pow(2).sum().backward()
+            optim.step()
+        results[impl] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.equal(results["auto"], results["for_loop"])  # the default changes nothing on CPU
+    for impl in ("foreach", "fused"):
+        assert torch.allclose(results[impl], results["auto"], atol=1e-6)
+    cfg.OPTIM.IMPLEMENTATION = "fast"
+    with pytest.raises(ValueError, match="OPTIM.IMPLEMENTATION"):
+        build_optimizer(model, cfg.OPTIM)

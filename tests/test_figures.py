@@ -122,3 +122,11 @@ def test_no_figures_flag_turns_the_config_key_off():
             "configs/trainers/APN/smallcnn_cpu.yaml"]
     assert train.setup_cfg(train.build_parser().parse_args(args)).TEST.FIGURES is True
     assert train.setup_cfg(train.build_parser().parse_args([*args, "--no-figures"])).TEST.FIGURES is False
+
+
+def test_showcase_refuses_predictions_that_left_clips_out():
+    preds = Predictions(np.full((3, 2), 0.5), np.zeros(3, int), np.zeros(3, int))
+    loader = SimpleNamespace(dataset=[None] * 3)
+    figures.check_aligned(preds, loader, "test")  # one prediction per item: aligned
+    with pytest.raises(RuntimeError, match="unreadable clips were left out"):
+        figures.check_aligned(preds._replace(skipped=np.array([0])), SimpleNamespace(dataset=[None] * 4), "test")

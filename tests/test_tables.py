@@ -5,7 +5,6 @@ import os
 import os.path as osp
 
 import numpy as np
-import pytest
 import yaml
 
 import parse_test_res

@@ -34,28 +34,25 @@ def default_levels(model) -> List[str]:
 
 
 @torch.no_grad()
-def collect_features(trainer, loader, levels: Sequence[str], max_per_domain: int, desc: str) -> Dict[str, np.ndarray]:
-    """Features of up to max_per_domain clips per domain of an evaluation loader, with labels and domains."""
-    model = trainer.model
+def collect_features(trainer, loader, levels: Sequence[str], max_per_domain: int, desc: str,
+                     seed: int = 0) -> Dict[str, np.ndarray]:
+    """Features, labels and domains of the loader's clips; then at most max_per_domain clips per domain,
+    drawn at random with a fixed seed (evaluation loaders are ordered by class: the first N would not be)."""
     feats: Dict[str, List[np.ndarray]] = {lvl: [] for lvl in levels}
-    labels, domains, counts = [], [], {}
+    labels, domains = [], []
     for batch in tqdm(loader, desc=f"features {desc}", leave=False, disable=not sys.stderr.isatty()):
-        keep = []
-        for i, d in enumerate(batch["domain"].tolist()):
-            if counts.get(d, 0) < max_per_domain:
-                counts[d] = counts.get(d, 0) + 1
-                keep.append(i)
-        if not keep:
-            continue
-        clips = batch["img"][keep].to(trainer.device)
         with trainer.autocast():
-            out = model.features(clips, levels)
+            out = trainer.model.features(batch["img"].to(trainer.device), levels)
         for lvl in levels:
             feats[lvl].append(out[lvl].float().cpu().numpy())
-        labels.append(batch["label"][keep].numpy())
-        domains.append(batch["domain"][keep].numpy())
-    return {**{lvl: np.concatenate(v) for lvl, v in feats.items()},
+        labels.append(batch["label"].numpy())
+        domains.append(batch["domain"].numpy())
+    data = {**{lvl: np.concatenate(v) for lvl, v in feats.items()},
             "label": np.concatenate(labels), "domain": np.concatenate(domains)}
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(data["domain"] == d))[:max_per_domain]
+                           for d in np.unique(data["domain"])])
+    return {key: value[np.sort(keep)] for key, value in data.items()}
 
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -113,10 +110,11 @@ def main(args) -> None:
     sources, targets = list(cfg.DATASET.SOURCE_DOMAINS), list(cfg.DATASET.TARGET_DOMAINS)
     parts = []
     if trainer.val_loader is not None:
-        parts.append(collect_features(trainer, trainer.val_loader, levels, args.max_per_domain, "source val"))
+        parts.append(collect_features(trainer, trainer.val_loader, levels, args.max_per_domain, "source val",
+                                      args.seed))
     else:
         print("No source validation split (DATASET.VAL_RATIO 0): showing target clips only")
-    test = collect_features(trainer, trainer.test_loader, levels, args.max_per_domain, "target")
+    test = collect_features(trainer, trainer.test_loader, levels, args.max_per_domain, "target", args.seed)
     test["domain"] = test["domain"] + len(sources)  # source domains first, then the targets
     parts.append(test)
     data = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -136,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_dir", help="OUTPUT_DIR of a finished train.py run")
     parser.add_argument("--root", default="", help="datasets folder, if not the run's DATASET.ROOT")
     parser.add_argument("--load-epoch", type=int, help="load model.pth.tar-N (default: model-best.pth.tar)")
-    parser.add_argument("--max-per-domain", type=int, default=200, help="clips per domain (t-SNE is O(n^2))")
+    parser.add_argument("--max-per-domain", type=int, default=200, help="clips per domain, drawn at random (t-SNE is O(n^2))")
     parser.add_argument("--levels", nargs="+", help="feature levels (default: pyramid levels, else last_hidden)")
-    parser.add_argument("--seed", type=int, default=0, help="t-SNE seed")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the clip draw and of t-SNE")
     parser.add_argument("--out", default="", help="output PNG (default RUN_DIR/figures/feature_views.png)")
     return parser
 

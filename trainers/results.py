@@ -16,6 +16,7 @@ from sklearn.metrics import f1_score
 from tabulate import tabulate
 from tqdm import tqdm
 
+from framework.distributed import gather_shards, is_main_process
 from video.loader import drop_skipped
 
 
@@ -29,9 +30,10 @@ class Predictions(NamedTuple):
 @torch.no_grad()
 def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
                         desc: str = "") -> Predictions:
-    probs, labels, domains, skipped = [], [], [], []
+    probs, labels, domains, skipped, index = [], [], [], [], []
     # a progress bar for a person at a terminal; nothing in logs and pipes (tqdm writes to stderr)
-    for batch in tqdm(loader, desc=f"evaluate {desc}".strip(), leave=False, disable=not sys.stderr.isatty()):
+    quiet = not (sys.stderr.isatty() and is_main_process())
+    for batch in tqdm(loader, desc=f"evaluate {desc}".strip(), leave=False, disable=quiet):
         batch, dropped = drop_skipped(batch)  # unreadable clips are left out, never replaced
         skipped.append(dropped)
         if len(batch["label"]) == 0:
@@ -40,10 +42,16 @@ def collect_predictions(infer: Callable[[torch.Tensor], torch.Tensor], loader, d
         probs.append(torch.softmax(logits.float(), dim=1).cpu())
         labels.append(torch.as_tensor(batch["label"]))
         domains.append(torch.as_tensor(batch["domain"]))
-    if not probs:
+        if "index" in batch:
+            index.append(torch.as_tensor(batch["index"]))
+    arrays = [torch.cat(t).numpy() if t else np.zeros(0) for t in (probs, labels, domains)]
+    order = None if len(index) != len(probs) else torch.cat(index).numpy() if index else np.zeros(0, np.int64)
+    # torchrun: each rank scored its shard; every clip once, in the split's order, on every rank
+    arrays = gather_shards(arrays, loader, index=order)
+    skipped = gather_shards([torch.cat(skipped).numpy()], loader)[0]
+    if not len(arrays[0]):
         raise RuntimeError(f"No clip of the {desc or 'evaluation'} split could be read; see the [skip] lines")
-    return Predictions(torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(domains).numpy(),
-                       torch.cat(skipped).numpy())
+    return Predictions(*arrays, skipped)
 
 
 def accuracy_and_f1(pred: np.ndarray, labels: np.ndarray) -> Dict[str, float]:

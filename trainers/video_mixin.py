@@ -8,7 +8,8 @@ images; batches are then dicts whose `img` is a (B, M, C, H, W) clip tensor. The
 - clips gradients (OPTIM.CLIP_GRAD_NORM) and offers bf16 autocast and channels_last (TRAIN.BF16 / CHANNELS_LAST);
 - replaces the final test with a table of source-validation and per-target-domain accuracy and macro-F1,
   written to OUTPUT_DIR/results.{json,csv}; per-epoch validation stays Dassl's;
-- brings CheckpointMixin (atomic saves, safe loads, working --load-epoch) to any Dassl trainer.
+- brings CheckpointMixin (atomic saves, safe loads, working --load-epoch) to any Dassl trainer;
+- trains data-parallel when started by torchrun (DataParallelMixin, trainers/distributed.py).
 """
 import contextlib
 
@@ -17,7 +18,9 @@ import torch.nn as nn
 
 from framework import CheckpointMixin, DataManager, count_num_param, load_pretrained_weights
 from framework import build_lr_scheduler, build_optimizer
+from framework.distributed import is_main_process, main_process_first
 from models.video_net import VideoNet
+from trainers.distributed import DataParallelMixin
 from trainers.results import collect_predictions, print_and_save, split_rows
 from video.loader import check_files, drop_skipped, tune_loader
 from video.transforms import build_video_transform
@@ -28,20 +31,46 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
     return (logits.argmax(1) == label).float().mean().item() * 100.0
 
 
-class VideoDataMixin(CheckpointMixin):
+def check_source_domains(trainer_cls: type, cfg) -> None:
+    """Stop with what to do when the method needs more source domains than the run names."""
+    need = trainer_cls.required_source_domains(cfg) if hasattr(trainer_cls, "required_source_domains") else 1
+    have = list(cfg.DATASET.SOURCE_DOMAINS)
+    if len(have) < need:
+        raise ValueError(
+            f"{cfg.TRAINER.NAME} needs at least {need} source domains (it learns from the differences between "
+            f"domains), but the run has {len(have)}: {have}. Name more with --source-domains (e.g. the "
+            "leave-one-domain-out protocol: bash scripts/paper_tasks.sh BENCHMARK:lodo ...), or pick a "
+            "single-source method (VideoVanilla, APN, VideoADA, RSC, DomainMix with TYPE random).")
+
+
+class VideoDataMixin(DataParallelMixin, CheckpointMixin):
+    # Source domains the method needs; a trainer that classifies or indexes domains sets 2. train.py checks this
+    # (required_source_domains) before anything is written to OUTPUT_DIR.
+    min_source_domains = 1
+
+    @classmethod
+    def required_source_domains(cls, cfg) -> int:
+        """How many source domains this method needs with this config (a mode may need more)."""
+        return cls.min_source_domains
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
+        check_source_domains(type(self), cfg)
         if cfg.TEST.FINAL_MODEL == "best_val" and cfg.DATASET.VAL_RATIO <= 0:
             raise ValueError("TEST.FINAL_MODEL best_val needs a source validation split (DATASET.VAL_RATIO > 0); "
                              "without one Dassl would select the model on the target test set")
 
     # ------------------------------------------------------------------ data
+    def build_train_transform(self):
+        """The training clip transform, or a list of them (batch keys img, img2, ...: all see the same frames)."""
+        return build_video_transform(self.cfg, is_train=True)
+
     def build_data_loader(self):
         cfg = self.cfg
-        dm = DataManager(cfg, custom_tfm_train=build_video_transform(cfg, is_train=True),
-                         custom_tfm_test=build_video_transform(cfg, is_train=False),
-                         dataset_wrapper=VideoDatasetWrapper)
+        with main_process_first():  # torchrun: data generated or prepared on first use by rank 0 alone
+            dm = DataManager(cfg, custom_tfm_train=self.build_train_transform(),
+                             custom_tfm_test=build_video_transform(cfg, is_train=False),
+                             dataset_wrapper=VideoDatasetWrapper)
         if cfg.DATASET.CHECK_FILES:  # before any training: a broken target file is found at minute 0
             check_files({"train": dm.dataset.train_x, "val": dm.dataset.val or [], "test": dm.dataset.test}, cfg)
         self.train_loader_x = tune_loader(dm.train_loader_x, cfg)
@@ -52,6 +81,7 @@ class VideoDataMixin(CheckpointMixin):
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+        self.distribute_loaders()  # torchrun: each process reads its shard
 
     # ------------------------------------------------------------------ model
     def build_model(self):
@@ -68,6 +98,25 @@ class VideoDataMixin(CheckpointMixin):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("model", self.model, self.optim, self.sched)
 
+    def register_video_model(self, name: str, module: nn.Module) -> nn.Module:
+        """Move a network to the device and register it with its own optimiser and scheduler (cfg.OPTIM), as
+        Dassl's multi-network trainers do; it is checkpointed under OUTPUT_DIR/<name>/."""
+        module.to(self.device)
+        print(f"# params of {name}: {count_num_param(module):,}")
+        optim = build_optimizer(module, self.cfg.OPTIM)
+        sched = build_lr_scheduler(optim, self.cfg.OPTIM)
+        self.register_model(name, module, optim, sched)
+        return module
+
+    def build_label_and_domain_nets(self) -> None:
+        """self.F (K classes) and self.D (one output per source domain), both VideoNet, for the methods that
+        train a domain classifier beside the label classifier (CrossGrad, DDAIG)."""
+        cfg = self.cfg
+        print("Building F (label net)")
+        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, self.num_classes))
+        print("Building D (domain net)")
+        self.D = self.register_video_model("D", VideoNet(cfg, cfg.MODEL, self.num_source_domains))
+
     def autocast(self):
         """bf16 autocast when TRAIN.BF16 is set (meant for CUDA; CPU autocast works too); else a no-op."""
         if self.cfg.TRAIN.BF16:
@@ -75,6 +124,7 @@ class VideoDataMixin(CheckpointMixin):
         return contextlib.nullcontext()
 
     def model_update(self, names=None):
+        self.average_gradients(names)  # torchrun: DDP's gradient mean, before clipping
         max_norm = self.cfg.OPTIM.CLIP_GRAD_NORM
         if max_norm > 0:
             for name in self.get_model_names(names):
@@ -107,9 +157,13 @@ class VideoDataMixin(CheckpointMixin):
         summary = self.evaluator.evaluate()  # Dassl's `=> result` block, on all target videos
         for k, v in summary.items():
             self.write_scalar(f"test/{k}", v, self.epoch)
-        rows, val = [], None
+        val = None
         if self.val_loader is not None:
             val = collect_predictions(self.model_inference, self.val_loader, self.device, desc="val")
+        if not is_main_process():  # torchrun: every rank has the gathered predictions; rank 0 writes them
+            return list(summary.values())[0]
+        rows = []
+        if val is not None:
             rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
         rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
         print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")

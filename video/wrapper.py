@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from video.datum import VideoDatum
 from video.readers import VideoReadError, read_sampled_frames, resolve_backend
-from video.sampling import sample_segment_indices
+from video.sampling import sample_clip_indices
 from video.transforms import build_video_transform
 
 _num_skipped = 0  # clips skipped by SKIP_CORRUPT in this process (each DataLoader worker counts its own)
@@ -104,7 +104,8 @@ class VideoDatasetWrapper(Dataset):
         return output
 
     def _choose(self, n: int):
-        return sample_segment_indices(n, self.num_segments, train=self.is_train)
+        return sample_clip_indices(n, self.num_segments, train=self.is_train, mode=self.cfg.INPUT.SAMPLING,
+                                   stride=self.cfg.INPUT.DENSE_STRIDE)
 
     def _read(self, idx: int) -> np.ndarray:
         item = self.data_source[idx]

@@ -18,6 +18,7 @@ Dassl's TrainerX. Both engines therefore share:
   wins; at equal accuracy the lower validation loss (mean cross-entropy); at equal loss the later epoch.
   The log says which epoch was chosen and why.
 """
+import inspect
 import math
 import os
 import os.path as osp
@@ -27,6 +28,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from ..distributed import gather_shards
 from .utils import (CheckpointError, capture_rng_state, kill_point, load_checkpoint, restore_rng_state,
                     save_checkpoint)
 
@@ -60,7 +62,47 @@ def explain_choice(new: Dict, old: Optional[Dict]) -> str:
     return f"val accuracy and loss tied with epoch {old['epoch']}; the later epoch"
 
 
+def _loss_term_name(loss) -> str:
+    """The name under which the caller (a trainer's forward_backward or its helpers) holds `loss`, e.g.
+    loss_src, or loss_adv_II when the caller also holds `level`; "loss" when no caller names it."""
+    frame = inspect.currentframe()
+    try:
+        frame = frame.f_back
+        while frame is not None:
+            if not frame.f_code.co_filename.startswith(osp.dirname(osp.dirname(__file__))):
+                names = [n for n, v in frame.f_locals.items() if v is loss and n not in ("self", "loss")]
+                if names:
+                    level = frame.f_locals.get("level")
+                    return f"{names[0]}_{level}" if isinstance(level, str) else names[0]
+            frame = frame.f_back
+    finally:
+        del frame
+    return "loss"
+
+
 class CheckpointMixin:
+
+    # ------------------------------------------------------------------ non-finite losses
+    def detect_anomaly(self, loss):
+        if bool(torch.isfinite(loss).all()):
+            return
+        cfg = getattr(self, "cfg", None)
+        where = ""
+        if hasattr(self, "epoch") and hasattr(self, "batch_idx"):
+            where = f" at epoch {self.epoch + 1}, batch {self.batch_idx + 1}"
+        keys = []
+        node = getattr(self, "config_node", None)
+        if cfg is not None and node and node in cfg.TRAINER:
+            for key, meaning in (("ETA", "ascent step on the input"), ("GAMMA", "weight of the transport cost")):
+                if key in cfg.TRAINER[node]:
+                    keys.append(f"TRAINER.{node}.{key}={cfg.TRAINER[node][key]} ({meaning})")
+        if cfg is not None:
+            keys.append(f"OPTIM.LR={cfg.OPTIM.LR}")
+            if "CLIP_GRAD_NORM" in cfg.OPTIM:
+                keys.append(f"OPTIM.CLIP_GRAD_NORM={cfg.OPTIM.CLIP_GRAD_NORM} (> 0 clips gradients)")
+        advice = f" Look at {', '.join(keys)}: smaller steps or gradient clipping usually help." if keys else ""
+        raise FloatingPointError(f"Loss is infinite or NaN! The loss term {_loss_term_name(loss)} is "
+                                 f"{loss.detach().float().flatten()[0].item()}{where}.{advice}")
 
     # ------------------------------------------------------------------ settings
     def _setting(self, group: str, key: str, default):
@@ -119,13 +161,16 @@ class CheckpointMixin:
         self.set_model_mode("eval")
         self.evaluator.reset()
         print("Evaluate on the *val* set")
-        loss_sum, count = 0.0, 0
+        outputs, targets = [], []
         for batch in self.val_loader:
             inputs, labels = self.parse_batch_test(batch)
-            logits = self.model_inference(inputs)
-            self.evaluator.process(logits, labels)
-            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-            count += labels.numel()
+            outputs.append(self.model_inference(inputs).float().cpu())
+            targets.append(labels.cpu())
+        # under torchrun each rank scored its shard: every clip of the split, once, on every rank
+        logits, labels = (torch.from_numpy(a) for a in gather_shards(
+            [torch.cat(outputs).numpy(), torch.cat(targets).numpy()], self.val_loader))
+        self.evaluator.process(logits, labels)
+        loss_sum, count = F.cross_entropy(logits, labels, reduction="sum").item(), labels.numel()
         metrics = self.evaluator.evaluate()
         for name, value in metrics.items():
             self.write_scalar(f"val/{name}", value, self.epoch)

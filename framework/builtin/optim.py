@@ -23,17 +23,36 @@ def build_optimizer(model, optim_cfg, param_groups=None) -> torch.optim.Optimize
         else:
             param_groups = model.parameters() if isinstance(model, nn.Module) else model
     betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
+    impl = _implementation(optim_cfg)
     if name in ("adam", "amsgrad"):
-        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas, amsgrad=name == "amsgrad")
+        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas, amsgrad=name == "amsgrad",
+                                **impl)
     if name == "sgd":
         return torch.optim.SGD(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
-                               dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV)
+                               dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV, **impl)
     if name == "rmsprop":
         return torch.optim.RMSprop(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
                                    alpha=optim_cfg.RMSPROP_ALPHA)
     if name == "radam":
         return torch.optim.RAdam(param_groups, lr=lr, weight_decay=wd, betas=betas)
     return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd, betas=betas)
+
+
+IMPLEMENTATIONS = ("auto", "foreach", "fused", "for_loop")
+
+
+def _implementation(optim_cfg) -> dict:
+    """Keyword arguments that pick torch's SGD/Adam kernel (OPTIM.IMPLEMENTATION, a project key):
+    auto = torch's default (the multi-tensor foreach kernel on CUDA); fused = one fused kernel per step
+    (CUDA, CPU on recent torch; fastest, but rounds differently from foreach); for_loop = one parameter at a time."""
+    impl = optim_cfg.get("IMPLEMENTATION", "auto")
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"OPTIM.IMPLEMENTATION must be one of {IMPLEMENTATIONS}, got {impl!r}")
+    if impl == "auto":
+        return {}
+    if impl == "fused":
+        return {"fused": True}
+    return {"foreach": impl == "foreach"}
 
 
 def _staged_param_groups(model, optim_cfg) -> List[dict]:

@@ -27,7 +27,8 @@ from .evaluation import build_evaluator
 from .modeling import SimpleNet
 from .optim import build_lr_scheduler, build_optimizer
 from .registry import Registry, check_availability
-from .utils import AverageMeter, MetricMeter, count_num_param, load_pretrained_weights, mkdir_if_missing
+from .utils import (AverageMeter, MetricMeter, count_num_param, kill_point, load_pretrained_weights,
+                    mkdir_if_missing)
 
 TRAINER_REGISTRY = Registry("TRAINER")
 
@@ -95,9 +96,7 @@ class TrainerBase(CheckpointMixin):
             scheduler.step()
 
     # ------------------------------------------------------------------ updates
-    def detect_anomaly(self, loss):
-        if not bool(torch.isfinite(loss).all()):
-            raise FloatingPointError("Loss is infinite or NaN!")
+    # detect_anomaly comes from CheckpointMixin (both engines): it names the loss term and the keys to check.
 
     def model_zero_grad(self, names=None):
         for optimizer in self._each(self._optims, names):
@@ -296,6 +295,7 @@ class TrainerX(SimpleTrainer):
         started = time.time()
         for self.batch_idx, batch in enumerate(self.train_loader_x):
             wait.update(time.time() - started)  # time spent waiting for the loader
+            kill_point(f"batch {self.epoch + 1} {self.batch_idx + 1}")
             losses.update(self.forward_backward(batch))
             step.update(time.time() - started)
             if self._print_due():

@@ -228,14 +228,28 @@ def _atomic_write_text(fpath: str, text: str) -> None:
 
 
 def remove_stale_temp_files(root: str) -> List[str]:
-    """Delete the temporary files that killed saves left below `root` (call only while holding the run's lock)."""
+    """Delete the temporary files (`<name>.tmp-<pid>`) that killed saves left in `root` and its model folders
+    (one level down), when the process that wrote them is gone. Deeper folders, which may be other runs'
+    output folders, are not touched."""
     removed = []
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if ".tmp-" in name:
+    folders = [root] + [osp.join(root, d) for d in sorted(os.listdir(root)) if osp.isdir(osp.join(root, d))]
+    for folder in folders:
+        for name in os.listdir(folder):
+            _, sep, pid = name.rpartition(".tmp-")
+            if sep and pid.isdigit() and not _process_alive(int(pid)):
                 os.remove(osp.join(folder, name))
                 removed.append(osp.join(folder, name))
     return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_checkpoint(fpath: str) -> Dict[str, Any]:

@@ -7,22 +7,89 @@ Each applies a 2-D CNN to every sampled frame, then a D-dimensional fully-connec
   ImageNet weights through torchvision's weights API when `pretrained`, or a local file (`weights`).
 - frame_smallcnn: a small CNN for CPU-scale runs. It keeps an 8x8 spatial grid instead of global pooling,
   because on the synthetic benchmark the class depends on where the object is in each frame.
+
+Any frame encoder can mix feature statistics with MixStyle (Zhou et al., ICLR 2021), MODEL.BACKBONE.MIXSTYLE:
+after each named CNN stage, in training, a frame's channel-wise mean and standard deviation (over H x W) are
+replaced by a convex mix with those of a partner clip. Mixing is consistent within a clip: every frame of clip
+b takes the same partner clip and the same mixing weight, frame t mixing with the partner's frame t, so the
+"style" of a clip changes as a whole and its frames do not flicker between styles.
 """
 import os.path as osp
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torchvision
 
+from defaults import CN, config_defaults
 from framework import BACKBONE_REGISTRY, Backbone, load_checkpoint
+
+
+@config_defaults
+def _mixstyle_defaults(cfg) -> None:
+    cfg.MODEL.BACKBONE.MIXSTYLE = CN()  # MixStyle in the frame encoder, for any trainer
+    # CNN stages after which statistics are mixed; [] = off. ResNet: layer1..layer4 (the paper: layer1-3);
+    # frame_smallcnn: conv1, conv2, conv3; any name of the CNN's named_modules() works too.
+    cfg.MODEL.BACKBONE.MIXSTYLE.LAYERS = []
+    cfg.MODEL.BACKBONE.MIXSTYLE.P = 0.5  # probability that a training batch is mixed (at each stage)
+    cfg.MODEL.BACKBONE.MIXSTYLE.ALPHA = 0.1  # mixing weight ~ Beta(ALPHA, ALPHA), one per clip
+    # random: the partner clip comes from the shuffled batch; crossdomain: a clip in the first half of the batch
+    # takes its partner from the second half and vice versa, which pairs different domains when batches are two
+    # domain blocks (DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler with TRAIN_X.N_DOMAIN 2).
+    cfg.MODEL.BACKBONE.MIXSTYLE.MIX = "random"
+
+
+class ClipMixStyle(nn.Module):
+    """MixStyle on frame feature maps (B*M, C, H, W) of M-frame clips, with one partner and weight per clip."""
+
+    def __init__(self, p: float = 0.5, alpha: float = 0.1, mix: str = "random", eps: float = 1e-6):
+        super().__init__()
+        if mix not in ("random", "crossdomain"):
+            raise ValueError(f'MODEL.BACKBONE.MIXSTYLE.MIX must be "random" or "crossdomain", got "{mix}"')
+        self.p, self.alpha, self.mix, self.eps = p, alpha, mix, eps
+        self.clip_length = 1  # M, set by the frame encoder before each forward pass
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, alpha={self.alpha}, mix={self.mix}"
+
+    def partners(self, num_clips: int, device) -> torch.Tensor:
+        """The clip whose statistics each clip borrows."""
+        if self.mix == "random":
+            return torch.randperm(num_clips, device=device)
+        half = num_clips // 2
+        if half == 0:
+            return torch.arange(num_clips, device=device)
+        first = torch.arange(half, device=device)
+        second = torch.arange(half, num_clips, device=device)
+        return torch.cat([second[torch.randint(len(second), (half,), device=device)],
+                          first[torch.randint(half, (num_clips - half,), device=device)]])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or torch.rand(1).item() > self.p:
+            return x
+        num_clips = x.shape[0] // self.clip_length
+        shape = (num_clips, self.clip_length, x.shape[1], 1, 1)
+        # The statistics are treated as constants, as in the paper: gradients flow through the normalised map.
+        mu = x.mean(dim=(2, 3), keepdim=True).detach()
+        sigma = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
+        normalised = (x - mu) / sigma
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((num_clips, 1, 1, 1, 1)).to(x)
+        partner = self.partners(num_clips, x.device)
+        mu, sigma = mu.view(shape), sigma.view(shape)
+        mu_mix = lam * mu + (1 - lam) * mu[partner]
+        sigma_mix = lam * sigma + (1 - lam) * sigma[partner]
+        return normalised * sigma_mix.flatten(0, 1) + mu_mix.flatten(0, 1)
 
 
 class FrameEncoder(Backbone):
 
     def __init__(self, cnn: nn.Module, cnn_dim: int, feature_dim: int = 256, dropout: float = 0.8,
-                 dropout_before_fc: bool = False, partial_bn: bool = False):
+                 dropout_before_fc: bool = False, partial_bn: bool = False,
+                 stage_names: Optional[Dict[str, str]] = None):
         super().__init__()
         self.cnn = cnn
+        self.stage_names = dict(stage_names or {})  # MixStyle layer name -> module name inside cnn
+        self.mixstyle = nn.ModuleList()
         self.fc = nn.Linear(cnn_dim, feature_dim)
         self.dropout = nn.Dropout(dropout)
         self.dropout_before_fc = dropout_before_fc  # official APN code: Dropout then FC; paper: FC then Dropout
@@ -41,6 +108,19 @@ class FrameEncoder(Backbone):
             bn.eval()
         return self
 
+    def add_mixstyle(self, layers: Sequence[str], p: float = 0.5, alpha: float = 0.1, mix: str = "random") -> None:
+        """Mix statistics after each named CNN stage in training (forward hooks: the state dict is unchanged)."""
+        modules = dict(self.cnn.named_modules())
+        for layer in layers:
+            name = self.stage_names.get(layer, layer)
+            if not name or name not in modules:
+                known = sorted(self.stage_names) or [n for n in modules if n and "." not in n]
+                raise ValueError(f'MODEL.BACKBONE.MIXSTYLE.LAYERS: this frame encoder has no stage "{layer}"; '
+                                 f"use some of {known}")
+            mixstyle = ClipMixStyle(p, alpha, mix)
+            self.mixstyle.append(mixstyle)
+            modules[name].register_forward_hook(_apply_after(mixstyle))
+
     def use_channels_last(self) -> None:
         self.cnn.to(memory_format=torch.channels_last)
         self.channels_last = True
@@ -49,12 +129,23 @@ class FrameEncoder(Backbone):
         if clips.dim() != 5:
             raise ValueError(f"A frame encoder takes clips (B, M, C, H, W); got shape {tuple(clips.shape)}")
         B, M = clips.shape[:2]
+        for mixstyle in self.mixstyle:
+            mixstyle.clip_length = M
         frames = clips.flatten(0, 1)
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
         f = self.cnn(frames)
         f = self.fc(self.dropout(f)) if self.dropout_before_fc else self.dropout(self.fc(f))
         return f.view(B, M, -1)
+
+
+def _apply_after(module: nn.Module):
+    def hook(_stage, _inputs, output):
+        return module(output)
+    return hook
+
+
+RESNET_STAGES = {f"layer{i}": f"layer{i}" for i in range(1, 5)}
 
 
 def _torchvision_resnet(arch: str, pretrained: bool, weights: str) -> nn.Module:
@@ -92,7 +183,7 @@ def frame_resnet50(pretrained: bool = True, feature_dim: int = 256, dropout: flo
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
     return FrameEncoder(_torchvision_resnet("resnet50", pretrained, weights), 2048, feature_dim, dropout,
-                        dropout_before_fc, partial_bn)
+                        dropout_before_fc, partial_bn, stage_names=RESNET_STAGES)
 
 
 @BACKBONE_REGISTRY.register()
@@ -100,7 +191,7 @@ def frame_resnet18(pretrained: bool = True, feature_dim: int = 256, dropout: flo
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
     return FrameEncoder(_torchvision_resnet("resnet18", pretrained, weights), 512, feature_dim, dropout,
-                        dropout_before_fc, partial_bn)
+                        dropout_before_fc, partial_bn, stage_names=RESNET_STAGES)
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -123,4 +214,5 @@ def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: fl
     if weights:
         cnn.load_state_dict(load_checkpoint(weights))
         print(f'Loaded frame_smallcnn weights from "{weights}"')
-    return FrameEncoder(cnn, 32 * 8 * 8, feature_dim, dropout, dropout_before_fc, partial_bn)
+    return FrameEncoder(cnn, 32 * 8 * 8, feature_dim, dropout, dropout_before_fc, partial_bn,
+                        stage_names={"conv1": "0", "conv2": "1", "conv3": "3"})

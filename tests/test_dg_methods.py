@@ -1,0 +1,155 @@
+"""The DG trainers written here (CrossGrad, DDAIG, DAELDG, DomainMix, RSC) and MixStyle, through train.py on the
+engine this process runs (built-in by default; real Dassl with VIDEODG_ENGINE=dassl under Dassl's venv), plus
+the early refusals: too few source domains, a Dassl-only trainer on the built-in engine, an image trainer on video.
+"""
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+import train
+from framework import ENGINE
+from tests.helpers import TINY_SYNTHETIC
+
+ONE_SOURCE = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio",
+              "--target-domains", "sketch"]
+TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio", "street",
+               "--target-domains", "sketch"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))
+
+
+def train_args(data_root, out, trainer, sources, config, *opts):
+    return train.build_parser().parse_args([
+        "--root", data_root, *sources, "--trainer", trainer, "--config-file", config, "--output-dir", out,
+        "--seed", "1", *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "1", *opts])
+
+
+def run_main(args) -> None:
+    stdout = sys.stdout
+    try:
+        train.main(args)
+    finally:  # train.main tees stdout into the run's log file; give the test its stdout back
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout
+
+
+RUNS = {  # id: (trainer, sources, config, options, logged loss terms, networks saved)
+    "CrossGrad": ("CrossGrad", TWO_SOURCES, "CrossGrad", [], ["loss_f", "loss_d"], ["D", "F"]),
+    "DDAIG": ("DDAIG", TWO_SOURCES, "DDAIG", [], ["loss_g", "loss_f", "loss_d"], ["D", "F", "G"]),
+    "DAELDG": ("DAELDG", TWO_SOURCES, "DAELDG", [], ["loss_x", "loss_cr"], ["E", "F"]),
+    "DomainMix-crossdomain": ("DomainMix", TWO_SOURCES, "DomainMix", [], ["loss"], ["model"]),
+    "DomainMix-random-1src": ("DomainMix", ONE_SOURCE, "DomainMix", ["TRAINER.DOMAINMIX.TYPE", "random"], ["loss"],
+                              ["model"]),
+    "RSC-apn_head-1src": ("RSC", ONE_SOURCE, "RSC", ["MODEL.HEAD.NAME", "apn_pyramid"], ["loss", "muted"], ["model"]),
+    "MixStyle-crossdomain": ("VideoVanilla", TWO_SOURCES, "VideoVanilla/mixstyle_smallcnn_cpu",
+                             ["MODEL.BACKBONE.MIXSTYLE.MIX", "crossdomain", "MODEL.BACKBONE.MIXSTYLE.P", "1.0",
+                              "DATALOADER.TRAIN_X.SAMPLER", "RandomDomainSampler"], ["loss"], ["model"]),
+}
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_method_trains_one_epoch_and_reports(run, data_root, tmp_path):
+    trainer, sources, config, opts, loss_keys, networks = RUNS[run]
+    config = f"configs/trainers/{config}.yaml" if "/" in config else f"configs/trainers/{config}/smallcnn_cpu.yaml"
+    out = str(tmp_path / "out")
+    run_main(train_args(data_root, out, trainer, sources, config, *opts))
+    log = open(osp.join(out, "log.txt")).read()
+    assert f"Engine: {ENGINE}" in log
+    for key in loss_keys:
+        assert f" {key} " in log
+    assert sorted(n for n in os.listdir(out) if osp.isdir(osp.join(out, n)) and n != "tensorboard") == networks
+    with open(osp.join(out, "results.json")) as f:
+        rows = {(r["split"], r["domain"]): r for r in json.load(f)}
+    assert rows[("target", "sketch")]["n"] == 24
+    assert rows[("source val", "studio")]["n"] == 8
+    assert all(0 <= r["accuracy"] <= 100 for r in rows.values())
+
+
+@pytest.mark.parametrize("trainer,opts", [("CrossGrad", []), ("DDAIG", []), ("DAELDG", []), ("DomainMix", [])])
+def test_a_single_source_stops_before_anything_is_written(trainer, opts, data_root, tmp_path):
+    out = tmp_path / "out"
+    args = train_args(data_root, str(out), trainer, ONE_SOURCE, f"configs/trainers/{trainer}/smallcnn_cpu.yaml", *opts)
+    with pytest.raises(ValueError, match=f"{trainer} needs at least 2 source domains.*has 1: \\['studio'\\]"):
+        train.main(args)
+    assert not out.exists()
+
+
+def test_a_wrong_pairing_stops_before_anything_is_written(data_root, tmp_path):
+    out = tmp_path / "out"
+    if ENGINE == "dassl":  # Dassl's image trainer on a video dataset used to die in a loader worker on an .mp4
+        args = train_args(data_root, str(out), "Vanilla", ONE_SOURCE, "configs/trainers/VideoVanilla/smallcnn_cpu.yaml")
+        message = "Vanilla\" is one of Dassl's image trainers"
+    else:
+        args = train_args(data_root, str(out), "DasslCrossGrad", TWO_SOURCES,
+                          "configs/trainers/CrossGrad/smallcnn_cpu.yaml")
+        message = "needs real Dassl.*use this project's \"CrossGrad\""
+    with pytest.raises(ValueError, match=message):
+        train.main(args)
+    assert not out.exists()
+
+
+def test_mixstyle_mixes_statistics_consistently_within_a_clip():
+    from models.backbones.frame_encoders import ClipMixStyle, frame_smallcnn
+
+    torch.manual_seed(0)
+    B, M, C = 4, 3, 5
+    mixstyle = ClipMixStyle(p=1.0, alpha=0.3).train()
+    mixstyle.clip_length = M
+    x = torch.randn(B * M, C, 6, 6) * torch.rand(B * M, C, 1, 1) * 3 + torch.randn(B * M, C, 1, 1) * 2
+    y = mixstyle(x)
+    mu_x = x.mean(dim=(2, 3)).view(B, M, C)
+    mu_y = y.mean(dim=(2, 3)).view(B, M, C)
+    for b in range(B):  # one partner clip and one weight explain the means of every frame and channel of clip b
+        fits = []
+        for j in range(B):
+            diff = mu_x[b] - mu_x[j]
+            lam = ((mu_y[b] - mu_x[j]) * diff).sum() / diff.pow(2).sum() if j != b else torch.tensor(1.0)
+            fits.append((mu_y[b] - (lam * mu_x[b] + (1 - lam) * mu_x[j])).abs().max().item())
+        assert min(fits) < 1e-4
+    assert torch.equal(mixstyle.eval()(x), x)
+
+    encoder = frame_smallcnn(feature_dim=8, dropout=0.0)
+    keys = list(encoder.state_dict())
+    encoder.add_mixstyle(["conv1", "conv2"], p=1.0)
+    assert list(encoder.state_dict()) == keys  # checkpoints stay compatible
+    clips = torch.randn(2, M, 3, 16, 16)
+    encoder.eval()
+    plain = encoder(clips)
+    encoder.train()
+    torch.manual_seed(1)
+    assert not torch.allclose(encoder(clips), plain)
+    with pytest.raises(ValueError, match='no stage "layer9"'):
+        encoder.add_mixstyle(["layer9"])
+
+
+def test_crossdomain_partners_come_from_other_domains():
+    from trainers.domainmix import cross_domain_partners
+
+    domain = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    for _ in range(5):
+        partner = cross_domain_partners(domain)
+        assert (domain[partner] != domain).all()
+    assert torch.equal(cross_domain_partners(torch.zeros(3, dtype=torch.long)), torch.arange(3))
+
+
+def test_rsc_mutes_the_dominant_features_of_the_challenged_clips_only():
+    from models.video_net import VideoNet
+    from trainers.rsc import challenge_mask
+
+    cfg = train.default_cfg()
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.HEAD.NAME = "frame_smallcnn", "tsn"
+    cfg.MODEL.BACKBONE.FEATURE_DIM, cfg.INPUT.NUM_SEGMENTS = 12, 2
+    torch.manual_seed(0)
+    net = VideoNet(cfg, cfg.MODEL, num_classes=4)
+    frames = torch.randn(6, 2, 12)
+    mask = challenge_mask(net, frames, torch.tensor([0, 1, 2, 3, 0, 1]), drop=0.25, batch=0.5)
+    muted_per_clip = (mask == 0).flatten(1).sum(1)
+    assert sorted(muted_per_clip.tolist()) == [0, 0, 0, 6, 6, 6]  # 3 of 6 clips, 3 of 12 dims in each of 2 frames

@@ -1,0 +1,76 @@
+"""CrossGrad (Shankar et al., "Generalizing Across Domains via Cross-Gradient Training", ICLR 2018) on clips.
+
+Two networks of the same architecture (any frame encoder + head): the label net F (K classes) and the domain
+net D (one output per source domain). Each minibatch:
+
+1. perturb the clips along the input gradient of D's domain loss, x_d = x + EPS_F * g_d, and along the input
+   gradient of F's label loss, x_l = x + EPS_D * g_l (gradients clamped elementwise to +-GRAD_CLAMP, as in
+   Dassl's implementation; the paper uses the raw gradient);
+2. F minimises (1 - ALPHA_F) * CE(F(x), y) + ALPHA_F * CE(F(x_d), y): labels that survive a domain shift;
+3. D minimises (1 - ALPHA_D) * CE(D(x), d) + ALPHA_D * CE(D(x_l), d).
+
+The gradients are taken on whole (B, M, C, H, W) clips, so each frame gets its own perturbation. Needs 2+
+source domains (a domain classifier of one domain has nothing to learn). F alone is used at test.
+"""
+import torch
+import torch.nn.functional as F
+
+from defaults import CN, config_defaults
+from framework import TrainerX, register_trainer
+from trainers.video_mixin import VideoDataMixin, accuracy
+
+
+@config_defaults
+def _crossgrad_defaults(cfg) -> None:
+    # Dassl's node and defaults (its own CrossGrad reads the same keys), plus GRAD_CLAMP.
+    cfg.TRAINER.CROSSGRAD = CN()
+    cfg.TRAINER.CROSSGRAD.EPS_F = 1.0  # step along D's loss gradient: the domain-perturbed clips F trains on
+    cfg.TRAINER.CROSSGRAD.EPS_D = 1.0  # step along F's loss gradient: the label-perturbed clips D trains on
+    cfg.TRAINER.CROSSGRAD.ALPHA_F = 0.5  # weight of F's loss on domain-perturbed clips
+    cfg.TRAINER.CROSSGRAD.ALPHA_D = 0.5  # weight of D's loss on label-perturbed clips
+    cfg.TRAINER.CROSSGRAD.GRAD_CLAMP = 0.1  # clamp input gradients to +-this before stepping (<= 0: no clamp)
+
+
+def input_gradient(net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """d CE(net(x), target) / dx, without touching the gradients of net's parameters."""
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(net(x), target)
+    return torch.autograd.grad(loss, x)[0]
+
+
+@register_trainer
+class CrossGrad(VideoDataMixin, TrainerX):
+    min_source_domains = 2
+
+    def build_model(self):
+        self.build_label_and_domain_nets()
+
+    def perturb(self, net, x: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+        grad = input_gradient(net, x, target)
+        bound = self.cfg.TRAINER.CROSSGRAD.GRAD_CLAMP
+        if bound > 0:
+            grad = grad.clamp(-bound, bound)
+        return (x + eps * grad).detach()
+
+    def forward_backward(self, batch):
+        opts = self.cfg.TRAINER.CROSSGRAD
+        clips, label, domain = self.parse_batch_train(batch)
+        with self.autocast():
+            clips_d = self.perturb(self.D, clips, domain, opts.EPS_F)
+            clips_l = self.perturb(self.F, clips, label, opts.EPS_D)
+
+            logits = self.F(clips)
+            loss_f = (1 - opts.ALPHA_F) * F.cross_entropy(logits, label) + \
+                opts.ALPHA_F * F.cross_entropy(self.F(clips_d), label)
+        self.model_backward_and_update(loss_f, "F")
+        with self.autocast():
+            loss_d = (1 - opts.ALPHA_D) * F.cross_entropy(self.D(clips), domain) + \
+                opts.ALPHA_D * F.cross_entropy(self.D(clips_l), domain)
+        self.model_backward_and_update(loss_d, "D")
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return {"loss_f": loss_f.item(), "loss_d": loss_d.item(), "acc": accuracy(logits, label)}
+
+    def model_inference(self, input):
+        with self.autocast():
+            return self.F(input)

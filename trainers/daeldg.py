@@ -1,0 +1,149 @@
+"""DAEL for DG (Zhou et al., "Domain Adaptive Ensemble Learning", IEEE TIP 2021; its DG variant) on clips.
+
+A shared feature net F (frame encoder + head, no classifier) and one expert classifier per source domain.
+Batches hold one block per source domain (DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler, Dassl's
+domain-balanced sampler); each clip comes as a weakly augmented view (`img`, the usual clip transform) and a
+strongly augmented view (`img2`: the same sampled frames, with photometric changes drawn once per clip, so all
+frames of a clip change alike). For each source domain i of the batch:
+
+- expert i learns its own domain: CE(E_i(F(weak)), y) (loss_x);
+- the other experts, on the strong view, must agree with expert i's (detached) prediction on the weak view:
+  || mean_{j != i} softmax(E_j(F(strong))) - softmax(E_i(F(weak))) ||^2 summed over classes (loss_cr);
+
+both averaged over the domains of the batch; loss = loss_x + loss_cr. F runs once per domain block (batch
+statistics per source domain, as in Dassl). At test the experts' probabilities are averaged. Needs 2+ source
+domains (an expert needs other experts to be consistent with).
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from defaults import CN, config_defaults
+from framework import TrainerX, register_trainer
+from models.video_net import VideoNet
+from trainers.video_mixin import VideoDataMixin, accuracy
+from video.transforms import build_video_transform
+
+STRONG_CHOICES = ("colorjitter", "randomgrayscale", "gaussian_noise")
+
+
+@config_defaults
+def _daeldg_defaults(cfg) -> None:
+    # Dassl's node (its own DAELDG reads STRONG_TRANSFORMS) with clip transforms as the strong augmentation.
+    cfg.TRAINER.DAELDG = CN()
+    cfg.TRAINER.DAELDG.WEIGHT_U = 0.5  # kept from Dassl's node; unused in DG (no unlabelled data)
+    cfg.TRAINER.DAELDG.CONF_THRE = 0.95  # kept from Dassl's node; unused in DG
+    # the strong view: any of colorjitter (brightness/contrast/saturation/hue), randomgrayscale, gaussian_noise
+    cfg.TRAINER.DAELDG.STRONG_TRANSFORMS = ["colorjitter", "randomgrayscale", "gaussian_noise"]
+    cfg.TRAINER.DAELDG.JITTER = (0.4, 0.4, 0.4, 0.1)  # colorjitter ranges: brightness, contrast, saturation, hue
+    cfg.TRAINER.DAELDG.GRAYSCALE_P = 0.2  # probability that randomgrayscale turns a whole clip grey
+    cfg.TRAINER.DAELDG.NOISE_STD = 0.15  # gaussian_noise: std of noise added to the normalised clip
+
+
+class StrongClipTransform:
+    """Photometric changes drawn once per clip on the uint8 frames, then the weak clip transform, then noise."""
+
+    def __init__(self, weak, choices, jitter=(0.4, 0.4, 0.4, 0.1), grayscale_p: float = 0.2,
+                 noise_std: float = 0.15):
+        unknown = [c for c in choices if c not in STRONG_CHOICES]
+        if unknown or not choices:
+            raise ValueError(f"TRAINER.DAELDG.STRONG_TRANSFORMS: {list(choices)} must name some of {STRONG_CHOICES}")
+        self.weak, self.choices = weak, tuple(choices)
+        self.jitter, self.grayscale_p, self.noise_std = tuple(jitter), grayscale_p, noise_std
+
+    @staticmethod
+    def _factor(spread: float) -> float:
+        return float(torch.empty(1).uniform_(max(0.0, 1 - spread), 1 + spread))
+
+    def __call__(self, clip: np.ndarray) -> torch.Tensor:
+        frames = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+        if "colorjitter" in self.choices:
+            brightness, contrast, saturation, hue = self.jitter
+            frames = TF.adjust_brightness(frames, self._factor(brightness))
+            frames = TF.adjust_contrast(frames, self._factor(contrast))
+            frames = TF.adjust_saturation(frames, self._factor(saturation))
+            if hue > 0:
+                frames = TF.adjust_hue(frames, float(torch.empty(1).uniform_(-hue, hue)))
+        if "randomgrayscale" in self.choices and torch.rand(1).item() < self.grayscale_p:
+            frames = TF.rgb_to_grayscale(frames, num_output_channels=3)
+        out = self.weak(frames.permute(0, 2, 3, 1).contiguous().numpy())
+        if "gaussian_noise" in self.choices:
+            out = out + self.noise_std * torch.randn_like(out)
+        return out
+
+    def __repr__(self) -> str:
+        return f"StrongClipTransform({', '.join(self.choices)}, then {self.weak!r})"
+
+
+def weak_and_strong_transforms(cfg) -> list:
+    """[weak, strong] training clip transforms: batch keys img and img2 (both see the same sampled frames)."""
+    weak = build_video_transform(cfg, is_train=True)
+    node = cfg.TRAINER.DAELDG
+    return [weak, StrongClipTransform(weak, node.STRONG_TRANSFORMS, node.JITTER, node.GRAYSCALE_P, node.NOISE_STD)]
+
+
+class DomainExperts(nn.Module):
+    """One linear classifier per source domain on the shared feature."""
+
+    def __init__(self, num_domains: int, in_features: int, num_classes: int):
+        super().__init__()
+        self.experts = nn.ModuleList(nn.Linear(in_features, num_classes) for _ in range(num_domains))
+
+    def forward(self, i: int, feature: torch.Tensor) -> torch.Tensor:
+        return self.experts[i](feature)
+
+
+@register_trainer
+class DAELDG(VideoDataMixin, TrainerX):
+    min_source_domains = 2
+
+    def check_cfg(self, cfg):
+        super().check_cfg(cfg)
+        if cfg.DATALOADER.TRAIN_X.SAMPLER != "RandomDomainSampler":
+            raise ValueError("DAELDG trains each expert on its own domain's block of the batch: set "
+                             "DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler (configs/trainers/DAELDG/*.yaml do)")
+
+    def build_train_transform(self):
+        return weak_and_strong_transforms(self.cfg)
+
+    def build_model(self):
+        cfg = self.cfg
+        print("Building F (shared feature net)")
+        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, 0))
+        print(f"Building E ({self.num_source_domains} domain experts)")
+        self.E = self.register_video_model("E", DomainExperts(self.num_source_domains, self.F.fdim,
+                                                               self.num_classes))
+
+    def forward_backward(self, batch):
+        clips, label, domain = self.parse_batch_train(batch)
+        strong = batch["img2"].to(self.device)
+        present = [int(d) for d in torch.unique_consecutive(domain)]  # the sampler's domain blocks, in order
+        if len(set(present)) != len(present):
+            raise RuntimeError("DAELDG expects one contiguous block per domain (RandomDomainSampler)")
+        loss_x, loss_cr, acc = 0.0, 0.0, 0.0
+        with self.autocast():
+            for i in present:
+                rows = domain == i
+                feature = self.F(clips[rows])
+                logits_i = self.E(i, feature)
+                loss_x = loss_x + F.cross_entropy(logits_i, label[rows])
+                acc += accuracy(logits_i, label[rows])
+                target = logits_i.softmax(dim=1).detach()
+                feature_strong = self.F(strong[rows])
+                others = [self.E(j, feature_strong).softmax(dim=1) for j in present if j != i]
+                consensus = torch.stack(others).mean(dim=0)
+                loss_cr = loss_cr + (consensus - target).pow(2).sum(dim=1).mean()
+            loss_x, loss_cr = loss_x / len(present), loss_cr / len(present)
+        self.model_backward_and_update(loss_x + loss_cr)
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return {"loss_x": loss_x.item(), "acc": acc / len(present), "loss_cr": loss_cr.item()}
+
+    def model_inference(self, input):
+        """log of the experts' mean probability (the results table applies softmax, which gives it back)."""
+        with self.autocast():
+            feature = self.F(input)
+            probs = torch.stack([self.E(k, feature).softmax(dim=1) for k in range(self.num_source_domains)])
+        return probs.mean(dim=0).clamp_min(1e-12).log()

@@ -1,0 +1,74 @@
+"""DomainMix (Dassl's DG trainer from "Dynamic Domain Generalization", Sun et al., IJCAI 2022) on clips.
+
+Mixup between clips of a batch: one weight lam ~ Beta(ALPHA, BETA) per batch (lam = 1 when ALPHA <= 0),
+mixed = lam * x + (1 - lam) * x[partner], loss = lam * CE(out, y) + (1 - lam) * CE(out, y[partner]). Whole
+clips are mixed, so every frame of a clip blends with the same frame index of the same partner clip.
+
+TYPE random: partners are a random permutation of the batch (works with one source domain).
+TYPE crossdomain: each clip's partner is drawn uniformly among the clips of the batch from other domains
+(needs 2+ source domains; a batch that happens to hold one domain falls back to random pairing).
+"""
+import torch
+import torch.nn.functional as F
+
+from defaults import CN, config_defaults
+from framework import TrainerX, register_trainer
+from trainers.video_mixin import VideoDataMixin, accuracy
+
+MIX_TYPES = ("random", "crossdomain")
+
+
+@config_defaults
+def _domainmix_defaults(cfg) -> None:
+    cfg.TRAINER.DOMAINMIX = CN()  # Dassl's node and defaults (its own DomainMix reads the same keys)
+    cfg.TRAINER.DOMAINMIX.TYPE = "crossdomain"  # partners: random (any sources) or crossdomain (2+ sources)
+    cfg.TRAINER.DOMAINMIX.ALPHA = 1.0  # lam ~ Beta(ALPHA, BETA); ALPHA <= 0: no mixing
+    cfg.TRAINER.DOMAINMIX.BETA = 1.0
+
+
+def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
+    """For each item, the index of a random item of another domain (itself where the batch has one domain)."""
+    partner = torch.arange(len(domain), device=domain.device)
+    for d in torch.unique(domain):
+        own = (domain == d).nonzero().squeeze(1)
+        other = (domain != d).nonzero().squeeze(1)
+        if len(other):
+            partner[own] = other[torch.randint(len(other), (len(own),), generator=generator).to(domain.device)]
+    return partner
+
+
+@register_trainer
+class DomainMix(VideoDataMixin, TrainerX):
+
+    @classmethod
+    def required_source_domains(cls, cfg) -> int:
+        return 2 if cfg.TRAINER.DOMAINMIX.TYPE == "crossdomain" else 1
+
+    def check_cfg(self, cfg):
+        if cfg.TRAINER.DOMAINMIX.TYPE not in MIX_TYPES:
+            raise ValueError(f'TRAINER.DOMAINMIX.TYPE must be one of {MIX_TYPES}, got "{cfg.TRAINER.DOMAINMIX.TYPE}"')
+        super().check_cfg(cfg)
+
+    def mix(self, clips: torch.Tensor, label: torch.Tensor, domain: torch.Tensor):
+        """(mixed clips, labels a, labels b, lam). Draw order: lam, then the random permutation."""
+        opts = self.cfg.TRAINER.DOMAINMIX
+        if opts.ALPHA > 0:
+            lam = torch.distributions.Beta(opts.ALPHA, opts.BETA).sample((1,)).to(clips.device)
+        else:
+            lam = torch.ones(1, device=clips.device)
+        partner = torch.randperm(len(clips), device=clips.device)
+        if opts.TYPE == "crossdomain" and len(torch.unique(domain)) > 1:
+            partner = cross_domain_partners(domain)
+        return lam * clips + (1 - lam) * clips[partner], label, label[partner], lam
+
+    def forward_backward(self, batch):
+        clips, label, domain = self.parse_batch_train(batch)
+        mixed, label_a, label_b, lam = self.mix(clips, label, domain)
+        with self.autocast():
+            logits = self.model(mixed)
+            loss = lam * F.cross_entropy(logits, label_a) + (1 - lam) * F.cross_entropy(logits, label_b)
+        loss = loss.squeeze()
+        self.model_backward_and_update(loss)
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return {"loss": loss.item(), "acc": accuracy(logits, label_a)}
