@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 
 import models.backbones.frame_encoders  # noqa: F401  (registers the backbones)
@@ -9,7 +10,7 @@ import models.heads.apn_pyramid  # noqa: F401
 import models.heads.tsn  # noqa: F401
 from defaults import extend_cfg
 from framework import build_backbone, build_head, get_cfg_default
-from models.attention import AttentionBlock
+from models.attention import AttentionBlock, MultiHeadAttention
 from models.heads.apn_pyramid import RelationalFeaturePyramid
 from models.video_net import VideoNet
 
@@ -25,6 +26,73 @@ def test_attention_block_uses_the_keys():
     block = AttentionBlock(8, num_heads=2, dropout=0.0).eval()
     q = torch.randn(1, 3, 8)
     assert not torch.allclose(block(q, torch.randn(1, 2, 8)), block(q, torch.randn(1, 2, 8)))
+
+
+@pytest.mark.parametrize("lq,lk", [(5, 5), (5, 2)])
+def test_sdpa_attention_equals_torch_multihead_attention(lq, lk):
+    """Same parameter names and, within float tolerance, the same outputs as nn.MultiheadAttention."""
+    reference = nn.MultiheadAttention(16, 4, batch_first=True)
+    ours = MultiHeadAttention(16, 4, dropout=0.0)
+    ours.load_state_dict(reference.state_dict())  # old checkpoints load
+    q, k = torch.randn(3, lq, 16), torch.randn(3, lk, 16)
+    key = q if lq == lk else k
+    torch.testing.assert_close(ours(q, key), reference(q, key, key, need_weights=False)[0])
+
+
+def test_official_relu_projections_without_output_projection():
+    attn = MultiHeadAttention(8, 2, dropout=0.0, projections="relu")
+    assert attn.out_proj is None and "out_proj.weight" not in attn.state_dict()
+    q, k = torch.randn(2, 3, 8), torch.randn(2, 4, 8)
+    Q, K, V = (F.linear(x, w, b).relu() for x, w, b in
+               zip((q, k, k), attn.in_proj_weight.chunk(3), attn.in_proj_bias.chunk(3)))
+    heads = []
+    for h in range(2):  # attention per head of width 4, written out
+        cols = slice(4 * h, 4 * h + 4)
+        weights = torch.softmax(Q[..., cols] @ K[..., cols].transpose(1, 2) / 2.0, dim=-1)
+        heads.append(weights @ V[..., cols])
+    torch.testing.assert_close(attn(q, k), torch.cat(heads, dim=-1))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_causal_query_attention_ignores_later_queries(causal):
+    block = AttentionBlock(8, num_heads=2, dropout=0.0, causal_query=causal).eval()
+    q, k = torch.randn(1, 4, 8), torch.randn(1, 3, 8)
+    q2 = q.clone()
+    q2[:, -1] += 1.0  # change only the last query position
+    same_first = torch.allclose(block(q, k)[:, 0], block(q2, k)[:, 0])
+    assert same_first == causal
+
+
+def test_output_dropout_and_residual_dropout_switches():
+    block = AttentionBlock(8, num_heads=2, dropout=0.3, residual_dropout=False, output_dropout=0.5).train()
+    assert block.cross_attn.dropout.p == 0.0 and block.feedforward.dropout.p == 0.0
+    assert block.cross_attn.attn.dropout == 0.3  # dropout stays on the attention weights
+    out = block(torch.randn(4, 5, 8), torch.randn(4, 3, 8))
+    assert (out == 0).float().mean() > 0.3  # about half of the block's output is dropped
+    assert (block.eval()(torch.randn(4, 5, 8), torch.randn(4, 3, 8)) != 0).all()
+
+
+@pytest.mark.parametrize("mode", ["consecutive", "combinations"])
+def test_one_snippet_draw_per_batch(mode):
+    head = RelationalFeaturePyramid(8, 5, num_heads=2, snippets=mode, snippet_draw="batch").train()
+    idx = head.snippet_indices(6, 3, torch.device("cpu"))
+    assert (idx == idx[0]).all()
+    draws = {tuple(head.snippet_indices(6, 3, torch.device("cpu"))[0].tolist()) for _ in range(40)}
+    assert len(draws) > 1
+
+
+def test_fixed_snippets_hold_one_draw_in_both_modes():
+    head = RelationalFeaturePyramid(8, 5, num_heads=2, dropout=0.0)
+    draw = head.draw_snippets(4, torch.device("cpu"))
+    assert sorted(draw) == [2, 3, 4] and draw[3].shape == (4, 3)
+    x = torch.randn(4, 5, 8)
+    with head.fixed_snippets(draw):
+        for m in (2, 3, 4):
+            torch.testing.assert_close(head.eval().snippet_indices(8, m, x.device), draw[m].repeat(2, 1))
+        assert torch.equal(head.train().snippet_indices(4, 3, x.device), draw[3])
+        train_out = head(x)
+        torch.testing.assert_close(head.eval()(x), train_out)  # dropout 0: the mode no longer matters
+    assert (head.eval().snippet_indices(4, 3, x.device) == torch.tensor([1, 2, 3])).all()  # released
 
 
 @pytest.mark.parametrize("M", [3, 5])

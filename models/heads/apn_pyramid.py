@@ -11,11 +11,14 @@ Input: frame features F_M of shape (B, M, D). With Block = AttentionBlock(query,
 The classifier h (built by VideoNet) is one linear layer on the flattened (M*D) feature and is shared by
 all levels, so `out_features = M * D` and every level is returned flattened.
 
-Snippets: `consecutive` (paper) takes m consecutive segments from a random start per clip in training;
-`combinations` (official code) takes a random m-subset of the segments. In eval mode both use the centred
-consecutive snippet, start (M - m) // 2, so evaluation is deterministic.
+Snippets: `consecutive` (paper) takes m consecutive segments from a random start in training;
+`combinations` (official code) takes a random m-subset of the segments; SNIPPET_DRAW says whether each clip
+gets its own draw (`clip`) or the whole batch shares one (`batch`, official code). In eval mode all use the
+centred consecutive snippet, start (M - m) // 2, so evaluation is deterministic. `draw_snippets` and
+`fixed_snippets` let video ADA hold one training-mode draw fixed over the T_max steps of its ascent.
 """
-from typing import Dict, List, NamedTuple
+import contextlib
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -38,6 +41,12 @@ def _pyramid_defaults(cfg) -> None:
     cfg.MODEL.PYRAMID.SHARE_BLOCKS = False  # paper: one block per pyramid position; official: one shared block
     cfg.MODEL.PYRAMID.KEY_FEEDFORWARD = False  # official code: a second feed-forward layer after the key self-attention
     cfg.MODEL.PYRAMID.CLASSIFIER_RELU = False  # official code: h = ReLU then Linear; paper: one Linear layer
+    cfg.MODEL.PYRAMID.SNIPPET_DRAW = "clip"  # clip: a snippet draw per clip; batch: one per batch (official code)
+    # Attention-block internals (models/attention.py); the defaults are Vaswani et al.'s block, which the paper cites.
+    cfg.MODEL.PYRAMID.PROJECTIONS = "linear"  # official code: "relu" (Q/K/V = ReLU(Linear), no output projection)
+    cfg.MODEL.PYRAMID.CAUSAL_QUERY = False  # official code: True (causal mask on the query self-attention)
+    cfg.MODEL.PYRAMID.RESIDUAL_DROPOUT = True  # official code: False (dropout on attention weights only)
+    cfg.MODEL.PYRAMID.OUTPUT_DROPOUT = 0.0  # official code: 0.3 (dropout on each block's output)
 
 
 class Pyramid(NamedTuple):
@@ -52,20 +61,27 @@ class RelationalFeaturePyramid(nn.Module):
 
     def __init__(self, in_features: int, num_segments: int, num_heads: int = 4, dropout: float = 0.3,
                  ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
-                 key_feedforward: bool = False, classifier_relu: bool = False):
+                 key_feedforward: bool = False, classifier_relu: bool = False, snippet_draw: str = "clip",
+                 projections: str = "linear", causal_query: bool = False, residual_dropout: bool = True,
+                 output_dropout: float = 0.0):
         super().__init__()
         if num_segments < 3:
             raise ValueError(f"The pyramid needs M >= 3 segments (local snippets of 2..M-1); got M={num_segments}")
         if snippets not in SNIPPET_MODES:
             raise ValueError(f"MODEL.PYRAMID.SNIPPETS must be one of {SNIPPET_MODES}, got {snippets!r}")
+        if snippet_draw not in ("clip", "batch"):
+            raise ValueError(f"MODEL.PYRAMID.SNIPPET_DRAW must be clip or batch, got {snippet_draw!r}")
         self.num_segments = num_segments
         self.scales = list(range(2, num_segments))  # m = 2..M-1
         self.snippets = snippets
+        self.snippet_draw = snippet_draw
+        self._fixed: Optional[Dict[int, torch.Tensor]] = None  # set by fixed_snippets()
         self.out_features = num_segments * in_features
         self.classifier_relu = classifier_relu  # read by VideoNet when it builds h
 
         def new_block():
-            return AttentionBlock(in_features, num_heads, dropout, ff_mult, key_feedforward)
+            return AttentionBlock(in_features, num_heads, dropout, ff_mult, key_feedforward, projections,
+                                  causal_query, residual_dropout, output_dropout)
 
         # The official code runs every position through one shared block; the paper draws a block per position.
         shared = new_block() if share_blocks else None
@@ -76,15 +92,38 @@ class RelationalFeaturePyramid(nn.Module):
 
     def snippet_indices(self, batch_size: int, m: int, device: torch.device) -> torch.Tensor:
         """(B, m) increasing segment indices of the snippet of length m for each clip."""
-        M = self.num_segments
+        if self._fixed is not None:
+            fixed = self._fixed[m]
+            if batch_size % len(fixed):
+                raise ValueError(f"fixed_snippets holds a draw for {len(fixed)} clips; got a batch of {batch_size}")
+            return fixed.repeat(batch_size // len(fixed), 1)  # batched ADA chains: the same draw per chain
         if not self.training:
-            start = torch.full((batch_size, 1), (M - m) // 2, device=device)
+            start = torch.full((batch_size, 1), (self.num_segments - m) // 2, device=device)
             return start + torch.arange(m, device=device)
+        return self._random_indices(batch_size, m, device)
+
+    def _random_indices(self, batch_size: int, m: int, device: torch.device) -> torch.Tensor:
+        M = self.num_segments
+        draws = 1 if self.snippet_draw == "batch" else batch_size
         if self.snippets == "consecutive":
-            start = torch.randint(0, M - m + 1, (batch_size, 1), device=device)
-            return start + torch.arange(m, device=device)
-        # a uniformly random m-subset per clip: the m smallest of M random keys, kept in temporal order
-        return torch.rand(batch_size, M, device=device).argsort(dim=1)[:, :m].sort(dim=1).values
+            start = torch.randint(0, M - m + 1, (draws, 1), device=device)
+            idx = start + torch.arange(m, device=device)
+        else:  # a uniformly random m-subset: the m smallest of M random keys, kept in temporal order
+            idx = torch.rand(draws, M, device=device).argsort(dim=1)[:, :m].sort(dim=1).values
+        return idx.expand(batch_size, m)
+
+    def draw_snippets(self, batch_size: int, device: torch.device) -> Dict[int, torch.Tensor]:
+        """One training-mode draw {m: (B, m)} for every scale, whatever the module's mode."""
+        return {m: self._random_indices(batch_size, m, device) for m in self.scales}
+
+    @contextlib.contextmanager
+    def fixed_snippets(self, draw: Dict[int, torch.Tensor]) -> Iterator[None]:
+        """Every forward pass inside uses `draw` (from draw_snippets), in train and eval mode alike."""
+        previous, self._fixed = self._fixed, draw
+        try:
+            yield
+        finally:
+            self._fixed = previous
 
     def forward_pyramid(self, frame_features: torch.Tensor) -> Pyramid:
         B, M, D = frame_features.shape
@@ -119,6 +158,9 @@ class RelationalFeaturePyramid(nn.Module):
 @reads_config("PYRAMID")
 def apn_pyramid(in_features: int = 256, num_segments: int = 5, num_heads: int = 4, dropout: float = 0.3,
                 ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
-                key_feedforward: bool = False, classifier_relu: bool = False, **kwargs) -> RelationalFeaturePyramid:
+                key_feedforward: bool = False, classifier_relu: bool = False, snippet_draw: str = "clip",
+                projections: str = "linear", causal_query: bool = False, residual_dropout: bool = True,
+                output_dropout: float = 0.0, **kwargs) -> RelationalFeaturePyramid:
     return RelationalFeaturePyramid(in_features, num_segments, num_heads, dropout, ff_mult, snippets, share_blocks,
-                                    key_feedforward, classifier_relu)
+                                    key_feedforward, classifier_relu, snippet_draw, projections, causal_query,
+                                    residual_dropout, output_dropout)
