@@ -249,8 +249,8 @@ def pair_text(base: Optional[Cell], ada: Optional[Cell], digits: int) -> str:
     left = base.text(digits) if base else MISSING
     right = ada.text(digits) if ada else MISSING
     arrow = ""
-    if base and ada and base.n and ada.n:
-        arrow = " " + (UP if ada.mean > base.mean else DOWN)
+    if base and ada and base.n and ada.n and round(ada.mean, digits) != round(base.mean, digits):
+        arrow = " " + (UP if ada.mean > base.mean else DOWN)  # no arrow where the shown means are equal
     return f"{left} / {right}{arrow}"
 
 

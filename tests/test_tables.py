@@ -143,3 +143,11 @@ def test_backbone_models_get_their_paper_rows():
     assert model_row({"MODEL.BACKBONE.NAME": "nonlocal_resnet_small", "MODEL.HEAD.NAME": "tsn"})[0] == "Non-local"
     assert model_row({"MODEL.BACKBONE.NAME": "frame_resnet50_tsm", "MODEL.HEAD.NAME": "tsn"})[0] == "TSM"
     assert model_row({"MODEL.BACKBONE.NAME": "frame_resnet50", "MODEL.HEAD.NAME": "trn"})[0] == "TRN"
+
+
+def test_equal_means_get_no_arrow():
+    from analysis.tables import Cell, pair_text
+
+    same = pair_text(Cell({1: 12.5, 2: 12.5}, []), Cell({1: 12.5, 2: 12.5}, []), 1)
+    assert "\u2191" not in same and "\u2193" not in same
+    assert pair_text(Cell({1: 10.0}, []), Cell({1: 20.0}, []), 1).endswith("\u2191")
