@@ -50,3 +50,17 @@ def read_results(output_dir: str) -> dict:
     """A run's results.json as {(split, domain): row}."""
     with open(osp.join(output_dir, "results.json")) as f:
         return {(row["split"], row["domain"]): row for row in json.load(f)}
+
+
+def train_in_process(args) -> None:
+    """train.main(args) in this process (registries stay loaded); gives the test its stdout back afterwards,
+    since train.main tees stdout into the run's log file."""
+    import train
+
+    stdout = sys.stdout
+    try:
+        train.main(args)
+    finally:
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout

@@ -8,7 +8,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import sys
 
 import av
 import decord
@@ -22,6 +21,7 @@ from datasets.list_dataset import clip_key
 from defaults import extend_cfg
 from framework import build_dataset, get_cfg_default
 from tools import extract_frames, prepare_ntu, prepare_pku_mmd, prepare_ssv2, prepare_ucf_hmdb
+from tests.helpers import train_in_process
 from video.readers import read_frames
 
 SIDE = 32  # decord 0.6.0 cannot decode some square sizes (16, 24, 48, 72); 32 works
@@ -86,13 +86,7 @@ def train_once(root, out, config: str, source, target, segments: int = 3) -> lis
         "INPUT.TEST_SCALE_SIZE", "32", "INPUT.NUM_SEGMENTS", str(segments), "OPTIM.MAX_EPOCH", "1",
         "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "4",
         "TEST.FINAL_MODEL", "best_val", "OPTIM.NAME", "sgd", "OPTIM.LR", "0.01", "USE_CUDA", "False"])
-    stdout = sys.stdout
-    try:
-        train.main(args)
-    finally:  # train.main tees stdout into the run's log file; give the test its stdout back
-        if sys.stdout is not stdout:
-            sys.stdout.close()
-            sys.stdout = stdout
+    train_in_process(args)
     with open(osp.join(out, "results.json")) as f:
         return json.load(f)
 

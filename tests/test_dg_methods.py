@@ -5,14 +5,13 @@ the early refusals: too few source domains, a Dassl-only trainer on the built-in
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 import train
 from framework import ENGINE
-from tests.helpers import TINY_SYNTHETIC
+from tests.helpers import TINY_SYNTHETIC, train_in_process
 
 ONE_SOURCE = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio",
               "--target-domains", "sketch"]
@@ -32,13 +31,7 @@ def train_args(data_root, out, trainer, sources, config, *opts):
 
 
 def run_main(args) -> None:
-    stdout = sys.stdout
-    try:
-        train.main(args)
-    finally:  # train.main tees stdout into the run's log file; give the test its stdout back
-        if sys.stdout is not stdout:
-            sys.stdout.close()
-            sys.stdout = stdout
+    train_in_process(args)
 
 
 RUNS = {  # id: (trainer, sources, config, options, logged loss terms, networks saved)

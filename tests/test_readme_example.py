@@ -2,10 +2,9 @@
 import importlib.util
 import json
 import re
-import sys
 
 import train
-from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC
+from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, train_in_process
 
 
 def readme_blocks(language: str) -> list:
@@ -26,13 +25,7 @@ def test_readme_trainer_and_yaml_train_one_epoch(tmp_path):
     args = train.build_parser().parse_args([
         "--root", str(tmp_path / "data"), *SYNTHETIC_ARGS, "--trainer", "MyMethod", "--config-file", str(config),
         "--output-dir", str(out), "--seed", "1", *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "1", "TRAIN.BF16", "True"])
-    stdout = sys.stdout
-    try:
-        train.main(args)
-    finally:  # train.main tees stdout into the run's log file; give the test its stdout back
-        if sys.stdout is not stdout:
-            sys.stdout.close()
-            sys.stdout = stdout
+    train_in_process(args)
     saved = (out / "config.yaml").read_text()
     assert "SMOOTHING: 0.2" in saved and "NAME: MyMethod" in saved
     rows = json.loads((out / "results.json").read_text())
