@@ -1,6 +1,6 @@
 """Ours vs Dassl's own DG trainers on one fixed batch: the same loss terms and the same updated weights.
 
-Runs where this process's engine is real Dassl (VIDEODG_ENGINE=dassl /work/venv-dassl/bin/python -m pytest ...);
+Runs where this process's engine is real Dassl (VIDEODG_ENGINE=dassl <venv with Dassl>/bin/python -m pytest ...);
 skipped elsewhere. Both trainers are built from one config, Dassl's networks get our initial weights, and one
 forward_backward runs on the same batch. The optimiser is SGD: Adam's first step moves every weight by about
 +-lr whatever the gradient's size, so it would amplify rounding differences of near-zero gradients. Where the
