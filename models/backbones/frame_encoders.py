@@ -81,7 +81,28 @@ class ClipMixStyle(nn.Module):
         return normalised * sigma_mix.flatten(0, 1) + mu_mix.flatten(0, 1)
 
 
-class FrameEncoder(Backbone):
+def freeze_all_but_first(batch_norms: Sequence[nn.Module], partial_bn: bool) -> list:
+    """Partial BN (TSN): every BatchNorm but the first keeps its pretrained statistics and affine weights.
+    Returns the frozen layers; `PartialBatchNorm.train` keeps them in eval mode."""
+    frozen = list(batch_norms[1:]) if partial_bn else []
+    for bn in frozen:
+        bn.weight.requires_grad_(False)
+        bn.bias.requires_grad_(False)
+    return frozen
+
+
+class PartialBatchNorm:
+    """Mixin for an encoder with `frozen_batch_norms`: they stay in eval mode whatever mode the model is in."""
+    frozen_batch_norms: list
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for bn in self.frozen_batch_norms:
+            bn.eval()
+        return self
+
+
+class FrameEncoder(PartialBatchNorm, Backbone):
 
     def __init__(self, cnn: nn.Module, cnn_dim: int, feature_dim: int = 256, dropout: float = 0.8,
                  dropout_before_fc: bool = False, partial_bn: bool = False,
@@ -95,18 +116,8 @@ class FrameEncoder(Backbone):
         self.dropout_before_fc = dropout_before_fc  # official APN code: Dropout then FC; paper: FC then Dropout
         self._out_features = feature_dim
         self.channels_last = False
-        # Partial BN (TSN): every BatchNorm but the first keeps its ImageNet statistics and affine weights.
-        batch_norms = [m for m in cnn.modules() if isinstance(m, nn.BatchNorm2d)]
-        self.frozen_batch_norms = batch_norms[1:] if partial_bn else []
-        for bn in self.frozen_batch_norms:
-            bn.weight.requires_grad_(False)
-            bn.bias.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "FrameEncoder":
-        super().train(mode)
-        for bn in self.frozen_batch_norms:
-            bn.eval()
-        return self
+        self.frozen_batch_norms = freeze_all_but_first(
+            [m for m in cnn.modules() if isinstance(m, nn.BatchNorm2d)], partial_bn)
 
     def add_mixstyle(self, layers: Sequence[str], p: float = 0.5, alpha: float = 0.1, mix: str = "random") -> None:
         """Mix statistics after each named CNN stage in training (forward hooks: the state dict is unchanged)."""

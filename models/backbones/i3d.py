@@ -31,6 +31,7 @@ import torch.nn as nn
 import torchvision
 
 from framework import BACKBONE_REGISTRY, Backbone, load_checkpoint
+from models.backbones.frame_encoders import PartialBatchNorm, freeze_all_but_first
 
 # (blocks, bottleneck width, first block's spatial stride, temporal kernel of each block's first conv)
 Stage = Tuple[int, int, int, Sequence[int]]
@@ -190,7 +191,7 @@ def imagenet_resnet50_state(weights: str) -> Tuple[dict, str]:
 
 
 # ---------------------------------------------------------------------------------------------- backbone
-class ClipEncoder3d(Backbone):
+class ClipEncoder3d(PartialBatchNorm, Backbone):
     """(B, T, C, H, W) clips -> 3-D ResNet -> pooled over space -> FC + Dropout -> (B, T', D)."""
 
     def __init__(self, net: ResNet3d, feature_dim: int = 256, dropout: float = 0.5, dropout_before_fc: bool = False,
@@ -205,18 +206,9 @@ class ClipEncoder3d(Backbone):
         self.channels_last = False
         # Partial BN as for the 2-D encoders: all BatchNorms but the first keep their pretrained statistics.
         # A non-local block's BN starts at zero scale and must learn, so blocks added by a context hook train.
-        batch_norms = [m for name, m in net.named_modules()
-                       if isinstance(m, nn.BatchNorm3d) and ".context." not in name]
-        self.frozen_batch_norms = batch_norms[1:] if partial_bn else []
-        for bn in self.frozen_batch_norms:
-            bn.weight.requires_grad_(False)
-            bn.bias.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "ClipEncoder3d":
-        super().train(mode)
-        for bn in self.frozen_batch_norms:
-            bn.eval()
-        return self
+        self.frozen_batch_norms = freeze_all_but_first(
+            [m for name, m in net.named_modules() if isinstance(m, nn.BatchNorm3d) and ".context." not in name],
+            partial_bn)
 
     def use_channels_last(self) -> None:
         self.net.to(memory_format=torch.channels_last_3d)
