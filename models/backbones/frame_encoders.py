@@ -214,11 +214,13 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: float = 0.8,
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
-    """Three conv blocks (32-64-32 channels, the first with stride 2, a 2x2 max-pool after the second), whose
-    (H/4 x W/4) map is flattened: for 32x32 frames an 8x8 grid. There are no pretrained weights."""
+    """Three conv blocks (32-64-32 channels, the first with stride 2 and a 2x2 max-pool after it), whose
+    (H/4 x W/4) map is flattened: for 32x32 frames an 8x8 grid. There are no pretrained weights.
+    The pool comes before the widest block so that it runs at H/4 (2.3x fewer multiply-adds than at H/2, with
+    the same accuracy on the synthetic benchmark: README, main job)."""
     cnn = nn.Sequential(
-        _conv_bn_relu(3, 32, stride=2),
-        _conv_bn_relu(32, 64), nn.MaxPool2d(2),
+        _conv_bn_relu(3, 32, stride=2), nn.MaxPool2d(2),
+        _conv_bn_relu(32, 64),
         _conv_bn_relu(64, 32), nn.AdaptiveAvgPool2d(8),
         nn.Flatten(),
     )
@@ -226,4 +228,4 @@ def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: fl
         cnn.load_state_dict(load_checkpoint(weights))
         print(f'Loaded frame_smallcnn weights from "{weights}"')
     return FrameEncoder(cnn, 32 * 8 * 8, feature_dim, dropout, dropout_before_fc, partial_bn,
-                        stage_names={"conv1": "0", "conv2": "1", "conv3": "3"})
+                        stage_names={"conv1": "0", "conv2": "2", "conv3": "3"})
