@@ -205,3 +205,13 @@ def test_unknown_backbone_or_head_lists_valid_names():
         build_backbone("frame_resnet51", verbose=False)
     with pytest.raises(ValueError, match="apn_pyramid"):
         build_head("pyramid", verbose=False)
+
+
+def test_a_one_class_model_is_named_at_the_end_of_a_run(capsys):
+    import numpy as np
+    from trainers.video_mixin import warn_if_one_class
+    labels = np.array([0, 1, 2, 1])
+    warn_if_one_class(np.eye(3)[[2, 2, 2, 2]], labels)
+    assert "predicts class 2 for every target clip" in capsys.readouterr().out
+    warn_if_one_class(np.eye(3)[[2, 1, 2, 2]], labels)
+    assert capsys.readouterr().out == ""

@@ -169,7 +169,17 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
             rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
         rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
         print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")
+        warn_if_one_class(test.probs, test.labels)
         if cfg.TEST.FIGURES:  # OUTPUT_DIR/figures/; a failure to draw is a warning (analysis/figures.py)
             from analysis.figures import draw_run_figures  # imports matplotlib only when drawing
             draw_run_figures(self, test, val)
         return list(summary.values())[0]
+
+
+def warn_if_one_class(probs, labels) -> None:
+    """A model that gives every clip the same class has usually stopped using its input (e.g. dead ReLUs after
+    a too-large learning rate); its accuracy is the share of that class, which can look like a result."""
+    predicted = set(probs.argmax(axis=1).tolist()) if len(probs) else set()
+    if len(predicted) == 1 and len(set(labels.tolist())) > 1:
+        print(f"WARNING: the model predicts class {predicted.pop()} for every target clip: it has collapsed to a "
+              f"constant output. Lower OPTIM.LR (or clip gradients, OPTIM.CLIP_GRAD_NORM) and train again.")
