@@ -239,10 +239,12 @@ def test_the_ascent_holds_one_training_mode_snippet_draw(tmp_path):
     head.snippet_indices = lambda *a: (calls.append((head.training, snippet_indices(*a))), calls[-1][1])[1]
     trainer.batch_idx, trainer.num_batches = 0, 10
     trainer.forward_backward(next(iter(trainer.train_loader_x)))
-    ascent = [idx for training, idx in calls if not training]  # the eval-mode passes: the maximisation
-    assert len(ascent) == 3
-    assert all(torch.equal(idx, ascent[0]) for idx in ascent)  # one draw for all T_max steps and both chains
-    assert (ascent[0][:, 0] > 0).any()  # not only the centred snippet (M=3: [0, 1]); the last segment enters
+    ascent = [idx for training, idx in calls if not training]  # the eval-mode passes: R0 and the maximisation
+    assert len(ascent) == 1 + 3  # R0 (line 4, before the update) and T_max = 3 ascent steps
+    r0, steps = ascent[0], ascent[1:]  # R0 reads the B clips; each ascent step both chains (2B) at once
+    assert all(torch.equal(idx, steps[0]) for idx in steps)  # one draw for all T_max steps and both chains
+    assert torch.equal(steps[0], torch.cat([r0, r0]))  # ... and it is R0's draw
+    assert (r0[:, 0] > 0).any()  # not only the centred snippet (M=3: [0, 1]); the last segment enters
 
 
 @pytest.mark.parametrize("config", ["configs/trainers/APN/r50_official.yaml",

@@ -38,7 +38,7 @@ CHOICES = {
     "MAX_MODE": ("eval", "train"),
     "ASCENT_REDUCTION": ("sum", "mean"),
     "ADV_LOSS_LEVEL": ("own", "last_hidden"),
-    "R0": ("after_update", "before_update", "every_step"),
+    "R0": ("before_update", "after_update", "every_step"),
     "MAX_SNIPPETS": ("once", "mode"),
 }
 
@@ -67,12 +67,13 @@ def ada_node(levels: str) -> CN:
     # Lines 13-14: own: the theta step on X^L reads h(R^L(X^L)) (paper); last_hidden: h(R^III(X^L)) for every
     # level L (official code).
     node.ADV_LOSS_LEVEL = "own"
-    # R0, the reference features of the transport cost. after_update: read in the maximisation's mode from the
-    # first ascent pass (where X^L = X), i.e. after the line-5 update, at no extra cost; before_update: from X
-    # before the line-5 update (Algorithm 1's order; in MAX_MODE eval one more forward pass); every_step:
-    # recomputed from X before every ascent step (official code). With UPDATE joint nothing updates theta
-    # before the maximisation, so before_update reads as after_update.
-    node.R0 = "after_update"
+    # R0, the reference features of the transport cost. before_update (Algorithm 1's order, line 4 before
+    # line 5): from X before the line-5 update, in the maximisation's mode (in MAX_MODE eval one more forward
+    # pass); after_update: read from the first ascent pass (where X^L = X), i.e. after the line-5 update, at no
+    # extra cost; every_step: recomputed from X before every ascent step (official code). With UPDATE joint
+    # nothing updates theta before the maximisation, so before_update reads as after_update. README, "R0",
+    # measures both orders on the synthetic benchmark.
+    node.R0 = "before_update"
     # Random choices of the head during the maximisation (the pyramid's snippets). once: one training-mode draw
     # per minibatch, shared by R0 and all T_max steps, so the ascent reaches every segment and still follows one
     # objective; mode: whatever the model mode gives (MAX_MODE eval: the centred snippets only; train: a new
