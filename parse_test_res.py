@@ -1,6 +1,6 @@
 """Mean and spread over seed runs, and the paper's tables from a grid of runs.
 
-    python parse_test_res.py output/synthetic_dg/studio/APN_ADAstar [--ci95]
+    python parse_test_res.py output/synthetic_dg/studio/APN_ADAstar/smallcnn_cpu [--ci95]
     python parse_test_res.py --table paper output/ucf_hmdb [--per-target] [--exclude SUBSTRING ...]
     python parse_test_res.py --table variants output/ucf_hmdb
 

@@ -1,6 +1,6 @@
 """Feature views of a trained run: t-SNE of source and target clip features, coloured by domain and by class.
 
-    python tools/feature_views.py output/synthetic_dg/studio/APN_ADAstar/seed1 [--root data] [--load-epoch N]
+    python tools/feature_views.py output/synthetic_dg/studio/APN_ADAstar/smallcnn_cpu/seed1 [--root data] [--load-epoch N]
         [--max-per-domain 200] [--levels global II III] [--out FILE.png]
 
 Rebuilds the run's model and data from its config.yaml, loads its deployed checkpoint (model-best.pth.tar, or
