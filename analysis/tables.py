@@ -82,7 +82,10 @@ def task_name(config: Dict, target: Optional[str] = None) -> str:
 
 def describe_run(run: Run) -> RunKey:
     config = run.config or {}
-    return RunKey(model_row(config)[0], ada_variant(config), task_name(config))
+    variant = ada_variant(config)
+    if config.get("MODEL.BACKBONE.MIXSTYLE.LAYERS"):  # MixStyle, a frame-encoder option of any trainer: own row
+        variant = "MixStyle" if variant == "base" else f"{variant} + MixStyle"
+    return RunKey(model_row(config)[0], variant, task_name(config))
 
 
 # ---------------------------------------------------------------------------------------------- statistics

@@ -151,3 +151,20 @@ def test_equal_means_get_no_arrow():
     same = pair_text(Cell({1: 12.5, 2: 12.5}, []), Cell({1: 12.5, 2: 12.5}, []), 1)
     assert "\u2191" not in same and "\u2193" not in same
     assert pair_text(Cell({1: 10.0}, []), Cell({1: 20.0}, []), 1).endswith("\u2191")
+
+
+def test_mixstyle_runs_get_their_own_row():
+    """MixStyle is an encoder option of any trainer: VideoVanilla + MixStyle must not share ERM's cell."""
+    from analysis.runs import Run
+    from analysis.tables import describe_run
+
+    def key(trainer, layers, levels=None):
+        config = {"TRAINER.NAME": trainer, "MODEL.HEAD.NAME": "apn_pyramid", "MODEL.BACKBONE.MIXSTYLE.LAYERS": layers,
+                  "DATASET.SOURCE_DOMAINS": ["a", "b"], "DATASET.TARGET_DOMAINS": ["c"]}
+        if levels:
+            config[f"TRAINER.{trainer.upper()}.LEVELS"] = levels
+        return describe_run(Run(path="x", config=config, results=None))
+
+    assert key("VideoVanilla", [])[1] == "base" and key("VideoVanilla", ["conv1"])[1] == "MixStyle"
+    assert key("APN", ["conv1"], "II+III")[1] == "ADA* + MixStyle"
+    assert key("CrossGrad", ["conv1"])[1] == "CrossGrad + MixStyle"
