@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The DG baselines of the README on the synthetic benchmark at the CPU setting, seeds 1-3, every method with
+# the TSN head and with the APN head:
+#   single  single source, studio -> street, sketch, glimpse (the methods that need one source domain), 20 epochs
+#   lodo    leave-one-domain-out, 3 sources -> the held-out domain, 20 clips per class and domain, 20 epochs
+#   equal   the APN-head rows of both protocols at 60 epochs (as many theta updates as APN + ADA* makes in 20:
+#           Algorithm 1 takes 1 + number of levels steps per minibatch), into OUT/equal_updates
+#   bash scripts/dg_baselines_table.sh [DATA_ROOT=data] [SEEDS="1 2 3"] [OUT=output]
+#   PARTS="single lodo" bash scripts/dg_baselines_table.sh      # a part only (default: all three)
+# CPU time on two cores, two runs at a time: single about 20 min, lodo about 2 h, equal about 3 h.
+# Finished runs are skipped (scripts/paper_tasks.sh), so a stopped grid continues where it was.
+# Tables: the last lines print the leave-one-domain-out tables (parse_test_res.py --table variants).
+set -euo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # busy 2-core machines: one thread per process
+ROOT=${1:-data} SEEDS=${2:-1 2 3} OUT=${3:-output}
+PARTS=${PARTS:-single lodo equal}
+grid() { bash "$(dirname "$0")/paper_tasks.sh" --root "${ROOT}" --seeds "${SEEDS}" "$@"; }
+APN=MODEL.HEAD.NAME=apn_pyramid
+LODO_CLIPS=(DATASET.SYNTHETIC.VIDEOS_PER_CLASS 20)  # three sources hold as many clips as one source at 60
+
+# Rows: <method> (TSN head) and <method>_APN (APN head, one override). OUT_DIR is OUT for the 20-epoch grids,
+# OUT/equal_updates for the 60-epoch one, which has the APN-head rows only; KEY VALUE pairs go to every run.
+single_source() {  # OUT_DIR [KEY VALUE ...]
+    local out=$1; shift
+    local tsn=() mix=(MixStyle=VideoVanilla)
+    [ "$out" = "${OUT}" ] && tsn=(TSN=VideoVanilla RSC DomainMix_random=DomainMix,TRAINER.DOMAINMIX.TYPE=random APN_ADAstar=APN)
+    [ "$out" = "${OUT}" ] || mix=()
+    grid --out "$out" synthetic_dg "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=RSC,$APN" \
+        "DomainMix_random_APN=DomainMix,TRAINER.DOMAINMIX.TYPE=random,$APN" -- "$@"
+    grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg "${mix[@]}" "MixStyle_APN=VideoVanilla,$APN" \
+        -- "$@"
+}
+
+leave_one_out() {  # OUT_DIR [KEY VALUE ...]
+    local out=$1; shift
+    local tsn=() mix=(MixStyle=VideoVanilla)
+    [ "$out" = "${OUT}" ] && tsn=(TSN=VideoVanilla CrossGrad DDAIG DAELDG DomainMix RSC APN_ADAstar=APN)
+    [ "$out" = "${OUT}" ] || mix=()
+    grid --out "$out" synthetic_dg:lodo "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" \
+        "CrossGrad_APN=CrossGrad,$APN" "DDAIG_APN=DDAIG,$APN" "DAELDG_APN=DAELDG,$APN" \
+        "DomainMix_APN=DomainMix,$APN" "RSC_APN=RSC,$APN" -- "${LODO_CLIPS[@]}" "$@"
+    grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg:lodo "${mix[@]}" \
+        "MixStyle_APN=VideoVanilla,$APN" -- "${LODO_CLIPS[@]}" "$@"
+}
+
+for part in $PARTS; do
+    case $part in
+        single) single_source "${OUT}" ;;
+        lodo) leave_one_out "${OUT}" ;;
+        equal) single_source "${OUT}/equal_updates" OPTIM.MAX_EPOCH 60
+               leave_one_out "${OUT}/equal_updates" OPTIM.MAX_EPOCH 60 ;;
+        *) echo "Unknown part '$part' in PARTS: use single, lodo or equal" >&2; exit 2 ;;
+    esac
+done
+# Single-source rows: python parse_test_res.py OUT/synthetic_dg/studio/<NAME>/<setting> (printed above).
+python parse_test_res.py --table variants "${OUT}/synthetic_dg" --exclude studio/
+[ ! -d "${OUT}/equal_updates/synthetic_dg" ] ||
+    python parse_test_res.py --table variants "${OUT}/equal_updates/synthetic_dg" --exclude studio/
