@@ -14,7 +14,8 @@ With --table: every run below the folder is placed by its config.yaml (model row
 name, ADA variant from TRAINER.<name>.LEVELS, task from the domains); `paper` is the layout of Tables 1,
 3-5 (each cell "without / with ADA" with an arrow), `variants` that of Table 2 (base, + ADA, + ADA*).
 Cells are pooled target accuracy of the source-validation-selected model, mean +- std over seeds; missing
-runs show as "missing". Markdown is printed and written with CSV to GRID/table_<layout>.{md,csv} (--out).
+runs show as "missing". Markdown is printed and written with CSV to GRID/table_<layout>.{md,csv} (--out); --figure PNG also draws
+the grid as a dot plot, one line per model and variant, with every seed.
 """
 import argparse
 import csv
@@ -25,7 +26,8 @@ from typing import List, Sequence
 from tabulate import tabulate
 
 from analysis.runs import Run, describe_groups, find_runs, group_by_setting
-from analysis.tables import collect_grid, paper_table, seed_summary, variants_table
+from analysis.tables import (average_cell, collect_grid, paper_table, seed_summary, task_labels, variant_rows,
+                             variants_table)
 
 
 def warn(message: str) -> None:
@@ -105,7 +107,27 @@ def make_table(args) -> int:
         writer.writerow(headers)
         writer.writerows(rows)
     print(f"Written to {prefix}.md and {prefix}.csv")
+    if args.figure:
+        draw_table_figure(grid, args, what)
     return 0
+
+
+def draw_table_figure(grid, args, what: str) -> None:
+    """The grid as a dot plot (one line per model and variant, as --table variants), seeds visible."""
+    from analysis.figures import plot_grid_table  # matplotlib only when a figure is asked for
+
+    tasks, cell_rows = variant_rows(grid)
+    rows = []
+    for label, cells in cell_rows:
+        average = average_cell(cells)
+        rows.append((label, [c.values if c else None for c in cells], average.values if average else None))
+    sources, targets = zip(*(t.split("->") for t in tasks))
+    # leave-one-domain-out columns (several sources each) differ by their target: name them by it
+    multi_source = all("," in s for s in sources) and len(set(targets)) == len(targets)
+    columns = [f"-> {t}" for t in targets] if multi_source else task_labels(tasks)
+    path = plot_grid_table(rows, columns, args.figure, xlabel=f"{args.metric} (%, {what}), "
+                           "mean +- std over seeds", chance=args.chance)
+    print(f"Figure written to {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,11 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--table: leave out runs whose path contains any of these")
     parser.add_argument("--digits", type=int, default=2)
     parser.add_argument("--out", default="", help="--table: output prefix (default GRID/table_<layout>)")
+    parser.add_argument("--figure", default="", metavar="PNG",
+                        help="--table: also draw the grid as a dot plot (each seed, mean +- std) into PNG")
+    parser.add_argument("--chance", type=float, default=None, metavar="PCT",
+                        help="--figure: draw the chance level (e.g. 12.5 for 8 classes)")
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.figure or args.chance is not None) and not args.table:
+        parser.error("--figure and --chance draw a grid: use them with --table paper|variants")
     return make_table(args) if args.table else summarise(args)
 
 

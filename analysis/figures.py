@@ -17,7 +17,7 @@ import os.path as osp
 import re
 import sys
 import traceback
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -226,6 +226,57 @@ def plot_training_curves(series: Dict[str, Dict[float, float]], path: str, title
             ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------- grid table
+SeedValues = Dict[object, float]  # seed -> accuracy of one table cell
+
+
+def plot_grid_table(rows: Sequence[Tuple[str, Sequence[Optional[SeedValues]], Optional[SeedValues]]],
+                    columns: Sequence[str], path: str, xlabel: str, chance: Optional[float] = None) -> str:
+    """A results table as a dot plot, one line per row: per column the mean over seeds with a +- std bar and
+    each seed as a faint dot, and the row's average over the columns as a black diamond. Rows are
+    (label, one seed->value dict or None per column, the average's seed->value dict or None); rows with
+    no finished cell are left out, a missing cell is simply not drawn."""
+    rows = [r for r in rows if any(r[1]) or r[2]]
+    if not rows:
+        raise ValueError("no finished cell to draw")
+    fig = Figure(figsize=(8, 0.42 * len(rows) + 1.6))
+    ax = fig.add_subplot(1, 1, 1)
+    colours = [f"C{i % 10}" for i in range(len(columns))]
+    offsets = np.linspace(-0.28, 0.28, len(columns) + 1)  # the last slot is the average's
+    labelled = set()  # each column and the average enter the legend once
+
+    def legend_label(name: str) -> Optional[str]:
+        if name in labelled:
+            return None
+        labelled.add(name)
+        return name
+
+    for i, (_, cells, average) in enumerate(rows):
+        y = len(rows) - 1 - i
+        for j, values in enumerate(cells):
+            if values:
+                points = np.array(list(values.values()), dtype=float)
+                ax.errorbar(points.mean(), y + offsets[j], xerr=points.std(), fmt="o", ms=4, color=colours[j],
+                            capsize=2, label=legend_label(columns[j]))
+                ax.scatter(points, np.full(len(points), y + offsets[j]), s=6, color=colours[j], alpha=0.35)
+        if average:
+            points = np.array(list(average.values()), dtype=float)
+            ax.errorbar(points.mean(), y + offsets[-1], xerr=points.std(), fmt="D", ms=5, color="black",
+                        capsize=2, label=legend_label("average"))
+    if chance is not None:
+        ax.axvline(chance, color=GREY, ls="--", lw=1, label="chance")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([label for label, _, _ in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(columns) + 2, 4),
+              frameon=False)
     fig.tight_layout()
     return save(fig, path)
 

@@ -261,18 +261,27 @@ def variant_label(model: str, variant: str) -> str:
     return model if variant == "base" else f"{model} + {variant}"
 
 
-def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
-    """Table 2: one row per model and ADA variant (base, + ADA, + ADA*, then any other variant)."""
+def variant_rows(grid: Grid) -> Tuple[List[str], List[Tuple[str, List[Optional[Cell]]]]]:
+    """Table 2's rows, before formatting: the tasks in the paper's order, and per model and variant (base,
+    + ADA, + ADA*, then any other variant) its label and one cell per task (None where no run finished)."""
     tasks = task_order(k.task for k in grid.cells)
     models = ordered((k.model for k in grid.cells), _model_order())
-    headers = ["model", *task_labels(tasks), "average", "n (seeds)"]
     rows = []
     for model in models:
         variants = ordered((k.variant for k in grid.cells if k.model == model), ["base", "ADA", "ADA*"])
         for variant in ordered(variants + ["base", "ADA", "ADA*"], ["base", "ADA", "ADA*"]):
-            cells = [grid.cells.get(RunKey(model, variant, t)) for t in tasks]
-            avg = average_cell(cells)
-            counts = "/".join(str(c.n) if c else "0" for c in cells)
-            rows.append([variant_label(model, variant), *[c.text(digits) if c else MISSING for c in cells],
-                         avg.text(digits) if avg else MISSING, counts])
+            rows.append((variant_label(model, variant), [grid.cells.get(RunKey(model, variant, t)) for t in tasks]))
+    return tasks, rows
+
+
+def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+    """Table 2: one row per model and ADA variant (base, + ADA, + ADA*, then any other variant)."""
+    tasks, cell_rows = variant_rows(grid)
+    headers = ["model", *task_labels(tasks), "average", "n (seeds)"]
+    rows = []
+    for label, cells in cell_rows:
+        avg = average_cell(cells)
+        counts = "/".join(str(c.n) if c else "0" for c in cells)
+        rows.append([label, *[c.text(digits) if c else MISSING for c in cells],
+                     avg.text(digits) if avg else MISSING, counts])
     return headers, rows

@@ -9,7 +9,8 @@
 #   PARTS="single lodo" bash scripts/dg_baselines_table.sh      # a part only (default: all three)
 # CPU time on two cores, two runs at a time: single about 20 min, lodo about 2 h, equal about 3 h.
 # Finished runs are skipped (scripts/paper_tasks.sh), so a stopped grid continues where it was.
-# Tables: the last lines print the leave-one-domain-out tables (parse_test_res.py --table variants).
+# Tables: the last lines print the leave-one-domain-out tables (parse_test_res.py --table variants) and draw
+# them as dot plots (table_variants.png next to table_variants.md).
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # busy 2-core machines: one thread per process
 ROOT=${1:-data} SEEDS=${2:-1 2 3} OUT=${3:-output}
@@ -53,6 +54,8 @@ for part in $PARTS; do
     esac
 done
 # Single-source rows: python parse_test_res.py OUT/synthetic_dg/studio/<NAME>/<setting> (printed above).
-python parse_test_res.py --table variants "${OUT}/synthetic_dg" --exclude studio/
+python parse_test_res.py --table variants "${OUT}/synthetic_dg" --exclude studio/ \
+    --figure "${OUT}/synthetic_dg/table_variants.png" --chance 12.5
 [ ! -d "${OUT}/equal_updates/synthetic_dg" ] ||
-    python parse_test_res.py --table variants "${OUT}/equal_updates/synthetic_dg" --exclude studio/
+    python parse_test_res.py --table variants "${OUT}/equal_updates/synthetic_dg" --exclude studio/ \
+        --figure "${OUT}/equal_updates/synthetic_dg/table_variants.png" --chance 12.5

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 
 import numpy as np
+import pytest
 import yaml
 
 import parse_test_res
@@ -168,3 +169,22 @@ def test_mixstyle_runs_get_their_own_row():
     assert key("VideoVanilla", [])[1] == "base" and key("VideoVanilla", ["conv1"])[1] == "MixStyle"
     assert key("APN", ["conv1"], "II+III")[1] == "ADA* + MixStyle"
     assert key("CrossGrad", ["conv1"])[1] == "CrossGrad + MixStyle"
+
+
+def test_grid_figure_is_drawn_with_the_table_and_needs_a_grid(tmp_path, capsys):
+    from PIL import Image
+
+    from analysis.figures import plot_grid_table
+
+    build_grid(tmp_path)
+    png = str(tmp_path / "grid.png")
+    assert parse_test_res.main(["--table", "variants", str(tmp_path), "--figure", png, "--chance", "50"]) == 0
+    assert f"Figure written to {png}" in capsys.readouterr().out
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size[1] > 200
+        image.verify()
+    with pytest.raises(SystemExit):  # a figure of one folder's seeds is not a grid
+        parse_test_res.main([str(tmp_path / "ucf" / "APN" / "ada"), "--figure", png])
+    assert "use them with --table" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no finished cell"):  # rows that never ran are not drawn as zeros
+        plot_grid_table([("TSN + ADA*", [None, None], None)], ["U->H", "H->U"], png, xlabel="accuracy")
