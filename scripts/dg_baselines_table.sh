@@ -15,6 +15,9 @@ set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # busy 2-core machines: one thread per process
 ROOT=${1:-data} SEEDS=${2:-1 2 3} OUT=${3:-output}
 PARTS=${PARTS:-single lodo equal}
+for part in $PARTS; do  # before any run starts
+    case $part in single|lodo|equal) ;; *) echo "Unknown part '$part' in PARTS: use single, lodo or equal" >&2; exit 2 ;; esac
+done
 grid() { bash "$(dirname "$0")/paper_tasks.sh" --root "${ROOT}" --seeds "${SEEDS}" "$@"; }
 APN=MODEL.HEAD.NAME=apn_pyramid
 LODO_CLIPS=(DATASET.SYNTHETIC.VIDEOS_PER_CLASS 20)  # three sources hold as many clips as one source at 60
@@ -50,7 +53,6 @@ for part in $PARTS; do
         lodo) leave_one_out "${OUT}" ;;
         equal) single_source "${OUT}/equal_updates" OPTIM.MAX_EPOCH 60
                leave_one_out "${OUT}/equal_updates" OPTIM.MAX_EPOCH 60 ;;
-        *) echo "Unknown part '$part' in PARTS: use single, lodo or equal" >&2; exit 2 ;;
     esac
 done
 # Single-source rows: python parse_test_res.py OUT/synthetic_dg/studio/<NAME>/<setting> (printed above).

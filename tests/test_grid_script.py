@@ -32,3 +32,11 @@ def test_grid_refuses_unknown_benchmark_and_missing_setting(tmp_path):
     assert proc.returncode == 2 and "Unknown benchmark" in proc.stderr
     proc = run_grid("--out", str(tmp_path), "--setting", "no_such_setting", "synthetic_dg", "APN")
     assert proc.returncode == 2 and "configs/trainers/APN/no_such_setting.yaml" in proc.stderr
+
+
+def test_dg_table_script_refuses_an_unknown_part_before_any_run(tmp_path):
+    env = dict(os.environ, PARTS="single lodos", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.run(["bash", "scripts/dg_baselines_table.sh", str(tmp_path / "data"), "1", str(tmp_path / "out")],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Unknown part 'lodos'" in proc.stderr
+    assert not (tmp_path / "out").exists()  # the valid part before it did not start
