@@ -7,7 +7,8 @@
 #           Algorithm 1 takes 1 + number of levels steps per minibatch), into OUT/equal_updates
 #   bash scripts/dg_baselines_table.sh [DATA_ROOT=data] [SEEDS="1 2 3"] [OUT=output]
 #   PARTS="single lodo" bash scripts/dg_baselines_table.sh      # a part only (default: all three)
-# CPU time on two cores, two runs at a time: single about 20 min, lodo about 2 h, equal about 3 h.
+# Time on a 2-core CPU, one run at a time as here (summed from the runs' logs): single about 20 min, lodo about
+# 4 h, equal about 7 h. One call per seed (SEEDS=1, 2, 3) runs side by side once the data exist.
 # Finished runs are skipped (scripts/paper_tasks.sh), so a stopped grid continues where it was.
 # Tables: the last lines print the leave-one-domain-out tables (parse_test_res.py --table variants) and draw
 # them as dot plots (table_variants.png next to table_variants.md).
