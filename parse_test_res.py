@@ -14,8 +14,8 @@ With --table: every run below the folder is placed by its config.yaml (model row
 name, ADA variant from TRAINER.<name>.LEVELS, task from the domains); `paper` is the layout of Tables 1,
 3-5 (each cell "without / with ADA" with an arrow), `variants` that of Table 2 (base, + ADA, + ADA*).
 Cells are pooled target accuracy of the source-validation-selected model, mean +- std over seeds; missing
-runs show as "missing". Markdown is printed and written with CSV to GRID/table_<layout>.{md,csv} (--out); --figure PNG also draws
-the grid as a dot plot, one line per model and variant, with every seed.
+runs show as "missing". Markdown is printed and written with CSV to GRID/table_<layout>.{md,csv} (--out);
+--figure PNG also draws the grid as a dot plot, one line per model and variant, with every seed.
 """
 import argparse
 import csv

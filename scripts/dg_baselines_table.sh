@@ -27,10 +27,10 @@ LODO_CLIPS=(DATASET.SYNTHETIC.VIDEOS_PER_CLASS 20)  # three sources hold as many
 # OUT/equal_updates for the 60-epoch one, which has the APN-head rows only; KEY VALUE pairs go to every run.
 single_source() {  # OUT_DIR [KEY VALUE ...]
     local out=$1; shift
-    local tsn=() mix=(MixStyle=VideoVanilla)
-    [ "$out" = "${OUT}" ] && tsn=(TSN=VideoVanilla RSC DomainMix_random=DomainMix,TRAINER.DOMAINMIX.TYPE=random APN_ADAstar=APN)
+    local tsn_and_ada=() mix=(MixStyle=VideoVanilla)  # rows of the 20-epoch grid only
+    [ "$out" = "${OUT}" ] && tsn_and_ada=(TSN=VideoVanilla RSC DomainMix_random=DomainMix,TRAINER.DOMAINMIX.TYPE=random APN_ADAstar=APN)
     [ "$out" = "${OUT}" ] || mix=()
-    grid --out "$out" synthetic_dg "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=RSC,$APN" \
+    grid --out "$out" synthetic_dg "${tsn_and_ada[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=RSC,$APN" \
         "DomainMix_random_APN=DomainMix,TRAINER.DOMAINMIX.TYPE=random,$APN" -- "$@"
     grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg "${mix[@]}" "MixStyle_APN=VideoVanilla,$APN" \
         -- "$@"
@@ -38,10 +38,10 @@ single_source() {  # OUT_DIR [KEY VALUE ...]
 
 leave_one_out() {  # OUT_DIR [KEY VALUE ...]
     local out=$1; shift
-    local tsn=() mix=(MixStyle=VideoVanilla)
-    [ "$out" = "${OUT}" ] && tsn=(TSN=VideoVanilla CrossGrad DDAIG DAELDG DomainMix RSC APN_ADAstar=APN)
+    local tsn_and_ada=() mix=(MixStyle=VideoVanilla)  # rows of the 20-epoch grid only
+    [ "$out" = "${OUT}" ] && tsn_and_ada=(TSN=VideoVanilla CrossGrad DDAIG DAELDG DomainMix RSC APN_ADAstar=APN)
     [ "$out" = "${OUT}" ] || mix=()
-    grid --out "$out" synthetic_dg:lodo "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" \
+    grid --out "$out" synthetic_dg:lodo "${tsn_and_ada[@]}" "APN_ERM=VideoVanilla,$APN" \
         "CrossGrad_APN=CrossGrad,$APN" "DDAIG_APN=DDAIG,$APN" "DAELDG_APN=DAELDG,$APN" \
         "DomainMix_APN=DomainMix,$APN" "RSC_APN=RSC,$APN" -- "${LODO_CLIPS[@]}" "$@"
     grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg:lodo "${mix[@]}" \
