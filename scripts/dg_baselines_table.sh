@@ -17,43 +17,50 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # busy 2-core machines: one thread
 ROOT=${1:-data} SEEDS=${2:-1 2 3} OUT=${3:-output}
 PARTS=${PARTS:-single lodo equal}
 for part in $PARTS; do  # before any run starts
-    case $part in single|lodo|equal) ;; *) echo "Unknown part '$part' in PARTS: use single, lodo or equal" >&2; exit 2 ;; esac
+    case $part in
+        single|lodo|equal) ;;
+        *) echo "Unknown part '$part' in PARTS: use single, lodo or equal" >&2; exit 2 ;;
+    esac
 done
 grid() { bash "$(dirname "$0")/paper_tasks.sh" --root "${ROOT}" --seeds "${SEEDS}" "$@"; }
 APN=MODEL.HEAD.NAME=apn_pyramid
 LODO_CLIPS=(DATASET.SYNTHETIC.VIDEOS_PER_CLASS 20)  # three sources hold as many clips as one source at 60
 
-# Rows: <method> (TSN head) and <method>_APN (APN head, one override). OUT_DIR is OUT for the 20-epoch grids,
-# OUT/equal_updates for the 60-epoch one, which has the APN-head rows only; KEY VALUE pairs go to every run.
-single_source() {  # OUT_DIR [KEY VALUE ...]
-    local out=$1; shift
-    local tsn_and_ada=() mix=(MixStyle=VideoVanilla)  # rows of the 20-epoch grid only
-    [ "$out" = "${OUT}" ] && tsn_and_ada=(TSN=VideoVanilla RSC DomainMix_random=DomainMix,TRAINER.DOMAINMIX.TYPE=random APN_ADAstar=APN)
-    [ "$out" = "${OUT}" ] || mix=()
-    grid --out "$out" synthetic_dg "${tsn_and_ada[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=RSC,$APN" \
+# Rows: <method> (TSN head) and <method>_APN (APN head, one override). ROWS is `all` for the 20-epoch grids,
+# `apn` for the 60-epoch one (APN-head baselines only); KEY VALUE pairs go to every run.
+single_source() {  # OUT_DIR ROWS [KEY VALUE ...]
+    local out=$1 rows=$2; shift 2
+    local tsn=() tsn_mix=()
+    if [ "$rows" = all ]; then
+        tsn=(TSN=VideoVanilla RSC DomainMix_random=DomainMix,TRAINER.DOMAINMIX.TYPE=random APN_ADAstar=APN)
+        tsn_mix=(MixStyle=VideoVanilla)
+    fi
+    grid --out "$out" synthetic_dg "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=RSC,$APN" \
         "DomainMix_random_APN=DomainMix,TRAINER.DOMAINMIX.TYPE=random,$APN" -- "$@"
-    grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg "${mix[@]}" "MixStyle_APN=VideoVanilla,$APN" \
-        -- "$@"
+    grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg "${tsn_mix[@]}" \
+        "MixStyle_APN=VideoVanilla,$APN" -- "$@"
 }
 
-leave_one_out() {  # OUT_DIR [KEY VALUE ...]
-    local out=$1; shift
-    local tsn_and_ada=() mix=(MixStyle=VideoVanilla)  # rows of the 20-epoch grid only
-    [ "$out" = "${OUT}" ] && tsn_and_ada=(TSN=VideoVanilla CrossGrad DDAIG DAELDG DomainMix RSC APN_ADAstar=APN)
-    [ "$out" = "${OUT}" ] || mix=()
-    grid --out "$out" synthetic_dg:lodo "${tsn_and_ada[@]}" "APN_ERM=VideoVanilla,$APN" \
+leave_one_out() {  # OUT_DIR ROWS [KEY VALUE ...]
+    local out=$1 rows=$2; shift 2
+    local tsn=() tsn_mix=()
+    if [ "$rows" = all ]; then
+        tsn=(TSN=VideoVanilla CrossGrad DDAIG DAELDG DomainMix RSC APN_ADAstar=APN)
+        tsn_mix=(MixStyle=VideoVanilla)
+    fi
+    grid --out "$out" synthetic_dg:lodo "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" \
         "CrossGrad_APN=CrossGrad,$APN" "DDAIG_APN=DDAIG,$APN" "DAELDG_APN=DAELDG,$APN" \
         "DomainMix_APN=DomainMix,$APN" "RSC_APN=RSC,$APN" -- "${LODO_CLIPS[@]}" "$@"
-    grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg:lodo "${mix[@]}" \
+    grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg:lodo "${tsn_mix[@]}" \
         "MixStyle_APN=VideoVanilla,$APN" -- "${LODO_CLIPS[@]}" "$@"
 }
 
 for part in $PARTS; do
     case $part in
-        single) single_source "${OUT}" ;;
-        lodo) leave_one_out "${OUT}" ;;
-        equal) single_source "${OUT}/equal_updates" OPTIM.MAX_EPOCH 60
-               leave_one_out "${OUT}/equal_updates" OPTIM.MAX_EPOCH 60 ;;
+        single) single_source "${OUT}" all ;;
+        lodo) leave_one_out "${OUT}" all ;;
+        equal) single_source "${OUT}/equal_updates" apn OPTIM.MAX_EPOCH 60
+               leave_one_out "${OUT}/equal_updates" apn OPTIM.MAX_EPOCH 60 ;;
     esac
 done
 # Single-source rows: python parse_test_res.py OUT/synthetic_dg/studio/<NAME>/<setting> (printed above).
