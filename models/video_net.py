@@ -104,7 +104,12 @@ class VideoNet(nn.Module):
 
     def features(self, x: torch.Tensor, levels: Sequence[str]) -> Dict[str, torch.Tensor]:
         """The requested feature levels of clips x, each (B, fdim)."""
-        all_levels = self.head.forward_levels(self.frame_features(x))
+        return self.features_from_frame_features(self.frame_features(x), levels)
+
+    def features_from_frame_features(self, frame_features: torch.Tensor,
+                                     levels: Sequence[str]) -> Dict[str, torch.Tensor]:
+        """The requested feature levels from frame features (B, M, D), each (B, fdim)."""
+        all_levels = self.head.forward_levels(frame_features)
         missing = [lvl for lvl in levels if lvl not in all_levels]
         if missing:
             raise KeyError(f"Head {type(self.head).__name__} has no feature level {missing}; it has {self.levels}")

@@ -106,9 +106,9 @@ def parse_levels(spec: str, available: Optional[Sequence[str]] = None) -> List[s
 
 
 def read_log(log: Tensors) -> Dict[str, float]:
-    """Device scalars -> floats with one host sync for the whole minibatch."""
-    values = torch.stack([v.detach().float().reshape(()) for v in log.values()]).tolist()
-    return dict(zip(log, values))
+    """Device scalars -> floats with one host sync for the whole minibatch (NaN on `meta`: it holds no values)."""
+    stacked = torch.stack([v.detach().float().reshape(()) for v in log.values()])
+    return dict(zip(log, [math.nan] * len(log) if stacked.is_meta else stacked.tolist()))
 
 
 def batch_accuracy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -166,7 +166,7 @@ class VideoADA(VideoDataMixin, TrainerX):
             self.update_lr()
         values = read_log(log)
         bad = [k for k, v in values.items() if k.startswith("loss") and not math.isfinite(v)]
-        if bad:
+        if bad and self.device.type != "meta":
             raise FloatingPointError(f"Loss is infinite or NaN: {bad} (epoch {getattr(self, 'epoch', 0) + 1}, batch "
                                      f"{self.batch_idx + 1}); try a smaller ETA or learning rate")
         return values
@@ -259,29 +259,61 @@ class VideoADA(VideoDataMixin, TrainerX):
         r0 = dict(r0 or {})
         X_adv = {lvl: X.detach().clone() for lvl in self.levels}  # line 6
         groups = [self.levels] if self.batch_chains else [[lvl] for lvl in self.levels]
-        reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
         log = {}
-        for _ in range(self.t_max):  # line 7
+        for step in range(self.t_max):  # line 7
             if self.r0_mode == "every_step":
                 r0 = self.reference(X, draw)
             if self.max_mode == "eval":
                 self.set_model_mode("eval")
             for levels in groups:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
-                x = torch.cat([X_adv[lvl] for lvl in levels]).requires_grad_(True)
-                with self.autocast(), self.fixed(draw):
-                    feats = self.model.features(x, levels)
-                    objective = 0.0
-                    for i, lvl in enumerate(levels):
-                        R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
-                        if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
-                            r0[lvl] = R.detach()
-                        loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
-                        cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
-                        objective = objective + reduce(loss - self.gamma * cost)
-                        log[f"max_loss_{lvl}"], log[f"cost_{lvl}"] = loss.detach().mean(), cost.detach().mean()
-                (grad, ) = torch.autograd.grad(objective, x)
-                x = (x + self.eta * grad).detach()
+                if step == 0 and len(levels) > 1 and self.max_mode == "eval":
+                    grad = self.first_step_gradient(X, Y, levels, r0, draw, log)
+                else:
+                    x = torch.cat([X_adv[lvl] for lvl in levels])
+                    grad = self.chains_gradient(x, Y, levels, r0, draw, log)
                 for i, lvl in enumerate(levels):
-                    X_adv[lvl] = x[i * len(Y):(i + 1) * len(Y)]
+                    X_adv[lvl] = (X_adv[lvl] + self.eta * grad[i * len(Y):(i + 1) * len(Y)]).detach()
             self.set_model_mode("train")
         return X_adv, log
+
+    def ascent_objective(self, feats: Tensors, Y: torch.Tensor, levels: Sequence[str], r0: Tensors,
+                         log: Tensors) -> torch.Tensor:
+        """The sum over the chains `levels` (batched one after the other in feats) of each chain's ascent
+        objective l(h(R^L), Y) - gamma * c(R^L, R0^L), per clip, reduced by ASCENT_REDUCTION."""
+        reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
+        objective = 0.0
+        for i, lvl in enumerate(levels):
+            R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
+            if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
+                r0[lvl] = R.detach()
+            loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
+            cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
+            objective = objective + reduce(loss - self.gamma * cost)
+            log[f"max_loss_{lvl}"], log[f"cost_{lvl}"] = loss.detach().mean(), cost.detach().mean()
+        return objective
+
+    def chains_gradient(self, x: torch.Tensor, Y: torch.Tensor, levels: Sequence[str], r0: Tensors,
+                        draw: Optional[Tensors], log: Tensors) -> torch.Tensor:
+        """grad_x of the chains' objectives, x = the chains' clips one after the other."""
+        x = x.requires_grad_(True)
+        with self.autocast(), self.fixed(draw):
+            objective = self.ascent_objective(self.model.features(x, levels), Y, levels, r0, log)
+        return torch.autograd.grad(objective, x)[0]
+
+    def first_step_gradient(self, X: torch.Tensor, Y: torch.Tensor, levels: Sequence[str], r0: Tensors,
+                            draw: Optional[Tensors], log: Tensors) -> torch.Tensor:
+        """chains_gradient for the first ascent step in MAX_MODE eval: every chain still holds X (line 6) and
+        the eval-mode frame encoder is deterministic, so one encoder pass on X serves all chains (one forward
+        pass of B clips per chain beyond the first saved; Algorithm 1's 13 forward passes with R0 from its own
+        pass). The head runs per chain, and the encoder's backward once per chain: each chain has its own
+        gradient."""
+        n = len(levels)
+        x = X.detach().requires_grad_(True)
+        with self.autocast(), self.fixed(draw):
+            frames = self.model.frame_features(x)
+            chains = frames.detach().repeat(n, *[1] * (frames.dim() - 1)).requires_grad_(True)
+            feats = self.model.features_from_frame_features(chains, levels)
+            objective = self.ascent_objective(feats, Y, levels, r0, log)
+        (grad_frames, ) = torch.autograd.grad(objective, chains)
+        return torch.cat([torch.autograd.grad(frames, x, g, retain_graph=i < n - 1)[0]
+                          for i, g in enumerate(grad_frames.chunk(n))])
