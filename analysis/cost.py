@@ -245,23 +245,27 @@ def batch_to(batch: Batch, device) -> Batch:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-_HOST_READS = ("item", "tolist")
+_HOST_READS = ("item", "tolist", "__bool__")
+
+
+def _meta_value(name: str, tensor: torch.Tensor):
+    if name == "__bool__":
+        return True
+    return math.nan if name == "item" or tensor.dim() == 0 else torch.full(tensor.shape, math.nan).tolist()
 
 
 @contextlib.contextmanager
 def meta_log_values() -> Iterator[None]:
-    """Inside the block, `.item()` / `.tolist()` of a meta tensor give NaN (it has no values) instead of
-    raising, so that a trainer's log reads pass on `meta`; every other tensor reads as usual."""
+    """Inside the block, host reads of a meta tensor (which has no values) answer instead of raising:
+    `.item()` / `.tolist()` give NaN, so a trainer's log values read as NaN, and `bool()` gives True, so a
+    check on values (the engine's finite-loss check) passes. Every other tensor reads as usual."""
     originals = {name: getattr(torch.Tensor, name) for name in _HOST_READS}
 
     def nan_if_meta(name):
         read = originals[name]
 
         def wrapped(self, *args, **kwargs):
-            if self.is_meta:
-                return math.nan if name == "item" or self.dim() == 0 else torch.full(
-                    self.shape, math.nan).tolist()
-            return read(self, *args, **kwargs)
+            return _meta_value(name, self) if self.is_meta else read(self, *args, **kwargs)
         return wrapped
 
     try:

@@ -50,7 +50,8 @@ class DomainMix(VideoDataMixin, TrainerX):
         super().check_cfg(cfg)
 
     def mix(self, clips: torch.Tensor, label: torch.Tensor, domain: torch.Tensor):
-        """(mixed clips, labels a, labels b, lam). Draw order: lam, then the random permutation."""
+        """(mixed clips, labels a, labels b, lam). Draw order: lam, then the random permutation. `domain` is
+        the loader's host copy: the cross-domain partners are found on the host (no device sync)."""
         opts = self.cfg.TRAINER.DOMAINMIX
         if opts.ALPHA > 0:
             lam = torch.distributions.Beta(opts.ALPHA, opts.BETA).sample((1,)).to(clips.device)
@@ -58,12 +59,12 @@ class DomainMix(VideoDataMixin, TrainerX):
             lam = torch.ones(1, device=clips.device)
         partner = torch.randperm(len(clips), device=clips.device)
         if opts.TYPE == "crossdomain" and len(torch.unique(domain)) > 1:
-            partner = cross_domain_partners(domain)
+            partner = cross_domain_partners(domain).to(clips.device)
         return lam * clips + (1 - lam) * clips[partner], label, label[partner], lam
 
     def forward_backward(self, batch):
         clips, label, domain = self.parse_batch_train(batch)
-        mixed, label_a, label_b, lam = self.mix(clips, label, domain)
+        mixed, label_a, label_b, lam = self.mix(clips, label, batch["domain"])
         with self.autocast():
             logits = self.model(mixed)
             loss = lam * F.cross_entropy(logits, label_a) + (1 - lam) * F.cross_entropy(logits, label_b)
