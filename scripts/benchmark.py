@@ -91,6 +91,7 @@ def build(args, trainer_name, overrides):
             "studio", "--target-domains", "street", "--trainer", trainer_name, "--output-dir", args.output_dir,
             *PRESETS[args.preset], "DATALOADER.NUM_WORKERS", "0", "VERBOSE", "False",
             "TRAIN.BF16", str(args.bf16), "TRAIN.CHANNELS_LAST", str(args.channels_last),
+            "TRAIN.COMPILE", str(args.compile),
             "USE_CUDA", str(args.device == "cuda"), *overrides]
     return build_trainer(train.setup_cfg(train.build_parser().parse_args(argv)))
 
@@ -112,7 +113,7 @@ def measure(trainer, steps: int, warmup: int):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     clips = batch["img"].shape[0] * steps
-    peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f}" if cuda else "n/a (CPU)"
+    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else "n/a (CPU)"
     return clips / seconds, seconds / steps, peak
 
 
@@ -120,6 +121,7 @@ def build_cost_row(args, trainer_name: str, config: str, overrides, batch_size: 
     argv = ["--root", args.root, "--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains",
             "studio", "--target-domains", "street", "--trainer", trainer_name, "--output-dir", args.output_dir,
             "--config-file", f"configs/trainers/{config}.yaml", "MODEL.BACKBONE.PRETRAINED", "False",
+            *(["INPUT.SIZE", "(224, 224)", "INPUT.TEST_SCALE_SIZE", "256"] if args.preset == "paper" else []),
             "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch_size), "DATALOADER.NUM_WORKERS", "0", "VERBOSE", "False",
             "USE_CUDA", "False", *overrides, *args.opts]
     return build_trainer(train.setup_cfg(train.build_parser().parse_args(argv)))
@@ -216,24 +218,30 @@ def main(args) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device here (use --device cpu --preset small)")
     torch.manual_seed(0)
-    rows = []
+    rows, records = [], []
     for name, trainer_name, overrides in VARIANTS:
         if args.variants and name not in args.variants:
             continue
         trainer = build(args, trainer_name, overrides[args.preset] if isinstance(overrides, dict) else overrides)
         clips_per_s, step_s, peak = measure(trainer, args.steps, args.warmup)
         rows.append([name, f"{clips_per_s:.2f}", f"{step_s:.3f}", peak])
+        records.append({"variant": name, "clips_per_s": clips_per_s, "s_per_step": step_s, "peak_gib": peak})
         print(f"{name}: {clips_per_s:.2f} clips/s", flush=True)
         del trainer
         if args.device == "cuda":
             torch.cuda.empty_cache()
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\npreset={args.preset} device={device} bf16={args.bf16} channels_last={args.channels_last} "
-          f"steps={args.steps} (after {args.warmup} warm-up)")
+          f"compile={args.compile} steps={args.steps} (after {args.warmup} warm-up)")
     print(tabulate(rows, headers=["variant", "clips/s", "s/step", "peak GiB"], tablefmt="github"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"preset": args.preset, "device": device, "bf16": args.bf16, "channels_last": args.channels_last,
+                       "compile": args.compile, "steps": args.steps, "warmup": args.warmup, "rows": records}, f,
+                      indent=1)
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Training-step throughput of TSN-ERM, APN-ERM and APN+ADA*")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="default: paper with --cost, else small")
     parser.add_argument("--device", choices=["cpu", "cuda", "meta"], default=None,
@@ -242,17 +250,27 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="TRAIN.BF16: bf16 autocast")
     parser.add_argument("--channels-last", action="store_true", help="TRAIN.CHANNELS_LAST: channels_last frame encoder")
+    parser.add_argument("--compile", action="store_true", help="TRAIN.COMPILE: torch.compile the encoder and head "
+                        "(give --warmup enough steps to compile every pass of a step)")
     parser.add_argument("--variants", nargs="*", help=f"only these (default all): {[v[0] for v in VARIANTS]}")
     parser.add_argument("--root", default="data", help="where the synthetic benchmark is (or is generated)")
     parser.add_argument("--output-dir", default="output/benchmark")
     parser.add_argument("--cost", action="store_true", help="passes, theta steps, GFLOPs and saved activations "
                         "per step (COST_ROWS) instead of throughput")
     parser.add_argument("--batches", type=int, nargs="+", default=[40], help="--cost: batch sizes to measure")
-    parser.add_argument("--json", help="--cost: also write the rows to this JSON file")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="--cost: KEY VALUE config overrides for every row")
-    args = parser.parse_args()
+    return parser
+
+
+def resolve(args) -> argparse.Namespace:
+    """The defaults that depend on other options."""
     if args.device is None:
         args.device = "meta" if args.cost else "cuda" if torch.cuda.is_available() else "cpu"
     if args.preset is None:
         args.preset = "paper" if args.cost else "small"
-    main(args)
+    return args
+
+
+if __name__ == "__main__":
+    main(resolve(build_parser().parse_args()))

@@ -265,12 +265,12 @@ class VideoADA(VideoDataMixin, TrainerX):
                 r0 = self.reference(X, draw)
             if self.max_mode == "eval":
                 self.set_model_mode("eval")
-            for levels in groups:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
-                if step == 0 and len(levels) > 1 and self.max_mode == "eval":
-                    grad = self.first_step_gradient(X, Y, levels, r0, draw, log)
-                else:
-                    x = torch.cat([X_adv[lvl] for lvl in levels])
-                    grad = self.chains_gradient(x, Y, levels, r0, draw, log)
+            if step == 0 and len(self.levels) > 1 and self.max_mode == "eval":
+                chains = [(self.levels, self.first_step_gradient(X, Y, self.levels, r0, draw, log))]
+            else:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
+                chains = ((levels, self.chains_gradient(torch.cat([X_adv[lvl] for lvl in levels]), Y, levels, r0,
+                                                       draw, log)) for levels in groups)
+            for levels, grad in chains:
                 for i, lvl in enumerate(levels):
                     X_adv[lvl] = (X_adv[lvl] + self.eta * grad[i * len(Y):(i + 1) * len(Y)]).detach()
             self.set_model_mode("train")
@@ -305,8 +305,8 @@ class VideoADA(VideoDataMixin, TrainerX):
         """chains_gradient for the first ascent step in MAX_MODE eval: every chain still holds X (line 6) and
         the eval-mode frame encoder is deterministic, so one encoder pass on X serves all chains (one forward
         pass of B clips per chain beyond the first saved; Algorithm 1's 13 forward passes with R0 from its own
-        pass). The head runs per chain, and the encoder's backward once per chain: each chain has its own
-        gradient."""
+        pass), batched or not. The head runs per chain, and the encoder's backward once per chain: each chain
+        has its own gradient."""
         n = len(levels)
         x = X.detach().requires_grad_(True)
         with self.autocast(), self.fixed(draw):

@@ -93,6 +93,8 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         self.model.to(self.device)
         if cfg.TRAIN.CHANNELS_LAST:
             self.model.backbone.use_channels_last()
+        if cfg.TRAIN.COMPILE:
+            self.model.compile_parts()
         print(f"# params: {count_num_param(self.model):,}")
         self.optim = build_optimizer(self.model, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
@@ -102,6 +104,8 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         """Move a network to the device and register it with its own optimiser and scheduler (cfg.OPTIM), as
         Dassl's multi-network trainers do; it is checkpointed under OUTPUT_DIR/<name>/."""
         module.to(self.device)
+        if self.cfg.TRAIN.COMPILE and isinstance(module, VideoNet):
+            module.compile_parts()
         print(f"# params of {name}: {count_num_param(module):,}")
         optim = build_optimizer(module, self.cfg.OPTIM)
         sched = build_lr_scheduler(optim, self.cfg.OPTIM)
