@@ -168,16 +168,20 @@ def test_ucf_hmdb_release_is_parsed_into_domains_labels_and_a_saved_split(ucf_re
     assert [i.impath for i in again.val] == [i.impath for i in dataset.val]
 
 
-def test_preparing_other_videos_warns_that_the_saved_split_is_stale(ucf_release, capsys):
+def test_preparing_other_videos_remakes_the_default_split_and_names_the_other_stale_ones(ucf_release, capsys):
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
-    build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))  # saves the ucf split
+    build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"], VAL_RATIO=0.2))  # saves another ucf split
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--count-frames"]) == 0  # same videos
-    assert "NOTE" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "NOTE" not in out and "replacing" not in out
     os.remove(ucf_release / "ucf_hmdb" / "UCF-101" / "Fencing" / "v_Fencing_g01_c01.avi")
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--allow-mismatch"]) == 0
     out = capsys.readouterr().out
     assert "WARNING (--allow-mismatch)" in out and "UCF-101/Fencing: 2 of 3 videos (1 missing)" in out
-    assert "NOTE: the lists of ['ucf'] changed; the saved splits ['ucf_val0.3_seed1.json']" in out
+    assert "replacing splits/ucf_val0.3_seed1.json: it was made for other clips" in out
+    assert "NOTE: the lists of ['ucf'] changed; the saved splits ['ucf_val0.2_seed1.json']" in out
+    build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"], VAL_RATIO=0.2))  # made again, with a line
+    assert "ucf.txt changed since" in capsys.readouterr().out
 
 
 def test_ucf_hmdb_missing_videos_are_reported_with_the_fix(ucf_release, capsys):

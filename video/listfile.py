@@ -13,7 +13,7 @@ hint: for video files the reader counts the frames itself (see video.readers.cou
 import codecs
 import os.path as osp
 import warnings
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Tuple
 
 EXPECTED_FORMAT = "'<path> <num_frames> <label>' (whitespace separated, no spaces inside path, integers >= 0)"
 
@@ -26,6 +26,11 @@ class ListEntry(NamedTuple):
 
 def parse_list_file(path: str, root: str = "") -> List[ListEntry]:
     """Read a list file into ListEntry records, in file order."""
+    return [_parse_line(text, path, line_no, root) for line_no, text in read_list_lines(path)]
+
+
+def read_list_lines(path: str) -> List[Tuple[int, str]]:
+    """(line number, stripped text) of every clip line of a list file: blank and '#' lines are left out."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'List file not found: "{path}"')
     with open(path, "rb") as f:
@@ -39,7 +44,7 @@ def parse_list_file(path: str, root: str = "") -> List[ListEntry]:
         line_no = data[:e.start].count(b"\n") + 1
         raise ValueError(f'List file "{path}" is not UTF-8 (line {line_no}, byte {e.start}: '
                          f"{data[e.start:e.start + 1]!r}); convert it, e.g. iconv -f latin1 -t UTF-8") from None
-    entries = []
+    lines = []
     for line_no, line in enumerate(content.split("\n"), start=1):
         text = line.strip()
         if not text:
@@ -49,10 +54,10 @@ def parse_list_file(path: str, root: str = "") -> List[ListEntry]:
                 # A clip whose path begins with '#' and a commented-out clip read the same: say so.
                 warnings.warn(f'{path}, line {line_no}: "{text}" is read as a comment, but it looks like a clip '
                               "line; a path that begins with '#' is not supported (rename it), or delete the "
-                              "line if it is meant to be commented out", ListFileWarning, stacklevel=2)
+                              "line if it is meant to be commented out", ListFileWarning, stacklevel=3)
             continue
-        entries.append(_parse_line(text, path, line_no, root))
-    return entries
+        lines.append((line_no, text))
+    return lines
 
 
 class ListFileWarning(UserWarning):

@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import re
 import string
+from collections import Counter
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -130,9 +131,28 @@ class _PyAVVideo:
             self._seekable = bool(pts) and all(p is not None for p in pts) and len(set(pts)) == len(pts)
             self._pts = sorted(pts) if self._seekable else [None] * len(pts)
             self._key_pts = sorted(p for p, k in zip(pts, keys) if k) if self._seekable else []
+            self._refuse_if_cut_off()
         except Exception:
             self._container.close()
             raise
+
+    def _refuse_if_cut_off(self) -> None:
+        """A file whose end is missing (a cut-off download) demuxes fewer packets than its header declares;
+        FFmpeg stops quietly at the cut, so without this check the file reads as a shorter clip with a damaged
+        tail. decord refuses such files when it indexes them; this is the same refusal.
+
+        A complete AVI may declare more frames than it has packets (dropped frames have no data), but its
+        remaining packets still reach the declared duration, so the check needs both signs of a cut."""
+        declared, found = self._stream.frames, len(self._pts)
+        if not declared or found >= declared:
+            return  # no count in the header (Matroska, WebM), or every declared frame is there
+        if self._seekable and self._stream.duration and found > 1:
+            step = (self._pts[-1] - self._pts[0]) / (found - 1)
+            declared_end = (self._stream.start_time or 0) + self._stream.duration
+            if self._pts[-1] + 1.5 * step >= declared_end:
+                return  # the packets reach the declared end: frames were dropped, nothing is cut off
+        raise EOFError(f"the file is cut off: its header declares {declared} frames, only {found} are in the file "
+                       "(an interrupted download or copy?)")
 
     def __len__(self) -> int:
         return len(self._pts)
@@ -209,7 +229,22 @@ def _open_video(path: str, backend: str = "auto"):
     try:
         return (_DecordVideo if name == "decord" else _PyAVVideo)(path)
     except Exception as e:
-        raise _video_error(path, f"{name} cannot open it ({_short(e)})") from e
+        reason = f"{name} cannot open it ({_short(e)})"
+        if name == "decord":
+            reason += _codec_hint(path)
+        raise _video_error(path, reason) from e
+
+
+def _codec_hint(path: str) -> str:
+    """When decord cannot open a file that PyAV can (a codec decord was built without, e.g. AV1), say so."""
+    try:
+        import av
+        with av.open(path) as container:
+            codec = container.streams.video[0].codec_context.name
+    except Exception:  # noqa: BLE001 - PyAV missing or the file broken: no better hint than decord's error
+        return ""
+    return (f"; the video stream is {codec}, which this decord build cannot decode, while PyAV opens it: "
+            "set DATASET.VIDEO_BACKEND pyav")
 
 
 def _frame_numbers(datum: VideoDatum) -> List[int]:
@@ -250,6 +285,29 @@ def _count_folder_frames(datum: VideoDatum) -> int:
         raise _folder_error(folder, f'frame file "{osp.join(folder, datum.frame_tmpl.format(missing))}" is missing '
                             f"(the list gives {datum.num_frames} frames, the folder has {n})")
     return n
+
+
+def check_frame_sizes(datum: VideoDatum) -> None:
+    """Every frame file of a folder has the size of the others (only the image headers are read). A read
+    stacks the sampled frames, so a folder with one odd frame fails only in the epoch that samples it."""
+    start = datum.first_frame + (datum.frame_range[0] if datum.frame_range else 0)
+    stop = datum.first_frame + datum.frame_range[1] if datum.frame_range else None
+    sizes = {}
+    for number in _frame_numbers(datum):
+        if number >= start and (stop is None or number < stop):
+            name = datum.frame_tmpl.format(number)
+            try:
+                with Image.open(osp.join(datum.impath, name)) as img:
+                    sizes[name] = img.size
+            except OSError as e:
+                raise _folder_error(datum.impath, f'frame file "{name}" cannot be decoded ({_short(e)})') from e
+    counts = Counter(sizes.values())
+    if len(counts) > 1:
+        common = counts.most_common(1)[0][0]
+        odd = [(name, size) for name, size in sizes.items() if size != common]
+        shown = ", ".join(f"{name} is {w}x{h}" for name, (w, h) in odd[:5])
+        raise _folder_error(datum.impath, f"frames differ in size: {shown}{' ...' if len(odd) > 5 else ''}, the "
+                            f"other {counts[common]} frames are {common[0]}x{common[1]}")
 
 
 def count_frames(datum: VideoDatum, backend: str = "auto") -> int:
