@@ -105,9 +105,13 @@ class PreparedVideoDGDataset(VideoDGDataset):
     def read_domain(self, domain: str, domain_label: int) -> List[VideoDatum]:
         return self.read_list(osp.join(self.dataset_dir, f"{domain}.txt"), domain, domain_label)
 
+    def parse_list(self, list_file: str) -> List[ListEntry]:
+        """The entries of one list file (the preparation scripts write `path num_frames label`)."""
+        return parse_list_file(list_file)
+
     def read_list(self, list_file: str, domain: str, domain_label: int) -> List[VideoDatum]:
         """The clips of one list file; an empty list and a clip listed twice are refused."""
-        entries = parse_list_file(list_file)
+        entries = self.parse_list(list_file)
         if not entries:
             raise ValueError(f'List file "{list_file}" has no clips (only blank or comment lines): a domain needs '
                              f"clips to train or test on. Write its clips, one per line, or leave domain \"{domain}\" "

@@ -1,4 +1,5 @@
-"""TSN-style list files: one clip per line, `path num_frames label`.
+"""TSN-style list files: one clip per line, `path num_frames label` (and the free-form lists of your own data,
+`parse_clip_list`: `path label`, `path num_frames label` or `path num_frames label group`).
 
 Example (blank lines and lines starting with '#' are ignored; such a line that reads like a clip line is
 warned about, since a clip path cannot begin with '#'):
@@ -13,7 +14,7 @@ hint: for video files the reader counts the frames itself (see video.readers.cou
 import codecs
 import os.path as osp
 import warnings
-from typing import List, NamedTuple, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 EXPECTED_FORMAT = "'<path> <num_frames> <label>' (whitespace separated, no spaces inside path, integers >= 0)"
 
@@ -57,6 +58,40 @@ def read_list_lines(path: str) -> List[Tuple[int, str]]:
                               "line if it is meant to be commented out", ListFileWarning, stacklevel=3)
             continue
         lines.append((line_no, text))
+    return lines
+
+
+class ClipLine(NamedTuple):
+    """A line of a free-form clip list: `path label`, `path num_frames label` or `path num_frames label group`."""
+    path: str
+    num_frames: int  # 0 = not given (the reader counts)
+    label: int
+    group: Optional[str]  # the recording the clip was cut from; None = not given
+
+
+CLIP_LINE_FORMATS = ("'<path> <label>', '<path> <num_frames> <label>' or '<path> <num_frames> <label> <group>' "
+                     "(whitespace separated, no spaces inside path or group, integers >= 0)")
+
+
+def parse_clip_list(path: str) -> List[ClipLine]:
+    """Read a list of 2, 3 or 4 fields per line (one format per file), in file order."""
+    lines, width = [], None
+    for line_no, text in read_list_lines(path):
+        fields = text.split()
+        try:
+            if len(fields) not in (2, 3, 4):
+                raise ValueError(f"{len(fields)} fields")
+            if width is not None and len(fields) != width:
+                raise ValueError(f"{len(fields)} fields where the lines above have {width}")
+            numbers = [int(f) for f in fields[1:3]]
+            if min(numbers) < 0:
+                raise ValueError("a negative number")
+        except ValueError as e:
+            message = f'{path}, line {line_no}: cannot parse "{text}" ({e}); expected {CLIP_LINE_FORMATS}'
+            raise ValueError(message) from None
+        width = len(fields)
+        num_frames, label = (0, numbers[0]) if width == 2 else numbers
+        lines.append(ClipLine(fields[0], num_frames, label, fields[3] if width == 4 else None))
     return lines
 
 
