@@ -1,4 +1,5 @@
-"""Decoding stage: frame counts and the frames at given indices, from a video file or a frame folder.
+"""Decoding stage: frame counts and the frames at given indices, from a video file, a frame folder or a still
+image (a clip of one frame).
 
 Indices are relative to the clip: with `datum.frame_range = (start, stop)` index i is frame start + i of the
 underlying video (or frame file number first_frame + start + i of the folder). Any problem with the data on
@@ -290,17 +291,18 @@ def _count_folder_frames(datum: VideoDatum) -> int:
 def check_frame_sizes(datum: VideoDatum) -> None:
     """Every frame file of a folder has the size of the others (only the image headers are read). A read
     stacks the sampled frames, so a folder with one odd frame fails only in the epoch that samples it."""
-    start = datum.first_frame + (datum.frame_range[0] if datum.frame_range else 0)
-    stop = datum.first_frame + datum.frame_range[1] if datum.frame_range else None
+    if datum.frame_range is None:
+        numbers = _frame_numbers(datum)
+    else:  # a clip cut from a long video's folder: its own frames only (no listing of the whole folder)
+        numbers = range(datum.first_frame + datum.frame_range[0], datum.first_frame + datum.frame_range[1])
     sizes = {}
-    for number in _frame_numbers(datum):
-        if number >= start and (stop is None or number < stop):
-            name = datum.frame_tmpl.format(number)
-            try:
-                with Image.open(osp.join(datum.impath, name)) as img:
-                    sizes[name] = img.size
-            except OSError as e:
-                raise _folder_error(datum.impath, f'frame file "{name}" cannot be decoded ({_short(e)})') from e
+    for number in numbers:
+        name = datum.frame_tmpl.format(number)
+        try:
+            with Image.open(osp.join(datum.impath, name)) as img:
+                sizes[name] = img.size
+        except OSError as e:  # a missing file too (FileNotFoundError)
+            raise _folder_error(datum.impath, f'frame file "{name}" cannot be read ({_short(e)})') from e
     counts = Counter(sizes.values())
     if len(counts) > 1:
         common = counts.most_common(1)[0][0]
@@ -321,6 +323,8 @@ def count_frames(datum: VideoDatum, backend: str = "auto") -> int:
     if datum.is_frame_folder:
         n = _count_folder_frames(datum)  # checks the numbering even when the list gives a count
         return datum.num_frames if datum.num_frames > 0 else n
+    if datum.is_image:
+        return 1
     reader = _open_video(datum.impath, backend)
     n = len(reader)
     reader.close()
@@ -343,15 +347,20 @@ def read_frames(datum: VideoDatum, indices: Sequence[int], backend: str = "auto"
             raise ValueError(f"{datum.impath}: index {max(indices)} is outside frame_range {datum.frame_range}")
     absolute = [start + i for i in indices]
     if datum.is_frame_folder:
-        _count_folder_frames(datum)  # a gap in the numbering is an error even where no sampled frame falls
+        if datum.frame_range is None:  # a clip cut from a long video's folder needs only its own frames
+            _count_folder_frames(datum)  # a gap in the numbering is an error even where no sampled frame falls
         return _read_folder(datum, absolute)
+    if datum.is_image:
+        if max(absolute) > 0:
+            raise ValueError(f"{datum.impath}: an image is a clip of one frame, index {max(absolute)} requested")
+        return np.repeat(_read_image(datum.impath, _video_error)[None], len(indices), axis=0)
     return _read_video(datum.impath, absolute, backend=backend)
 
 
 def read_sampled_frames(datum: VideoDatum, choose_indices: Callable[[int], Sequence[int]],
                         backend: str = "auto") -> np.ndarray:
     """count_frames, then read_frames at choose_indices(count), opening a video file once for both."""
-    if datum.frame_range is not None or datum.is_frame_folder:
+    if datum.frame_range is not None or datum.is_frame_folder or datum.is_image:
         return read_frames(datum, choose_indices(count_frames(datum, backend)), backend)
     reader = _open_video(datum.impath, backend)
     n = len(reader)
@@ -381,19 +390,25 @@ def _read_video(path: str, indices: Sequence[int], reader=None, backend: str = "
     return frames
 
 
+def _read_image(path: str, error: Callable[[str, str], VideoReadError], folder: str = "") -> np.ndarray:
+    """One RGB image file; a missing or undecodable file raises `error(folder or path, reason)`."""
+    where = folder or path
+    if not osp.isfile(path):
+        raise error(where, f'frame file "{path}" is missing' if folder else "the file does not exist")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as e:  # PIL's error for truncated or unidentifiable images
+        raise error(where, f'frame file "{path}" cannot be decoded ({_short(e)})' if folder
+                    else f"it cannot be decoded as an image ({_short(e)})") from e
+
+
 def _read_folder(datum: VideoDatum, indices: Sequence[int]) -> np.ndarray:
     loaded: Dict[int, np.ndarray] = {}  # short clips repeat indices; read each file once
     for i in indices:
-        if i in loaded:
-            continue
-        frame_path = osp.join(datum.impath, datum.frame_tmpl.format(datum.first_frame + i))
-        if not osp.isfile(frame_path):
-            raise _folder_error(datum.impath, f'frame file "{frame_path}" is missing')
-        try:
-            with Image.open(frame_path) as img:
-                loaded[i] = np.asarray(img.convert("RGB"))
-        except OSError as e:  # PIL's error for truncated or unidentifiable images
-            raise _folder_error(datum.impath, f'frame file "{frame_path}" cannot be decoded ({_short(e)})') from e
+        if i not in loaded:
+            frame_path = osp.join(datum.impath, datum.frame_tmpl.format(datum.first_frame + i))
+            loaded[i] = _read_image(frame_path, _folder_error, folder=datum.impath)
     shapes = {frame.shape for frame in loaded.values()}
     if len(shapes) > 1:
         raise _folder_error(datum.impath, f"frames differ in size: {sorted(shapes)}")
