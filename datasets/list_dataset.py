@@ -85,6 +85,8 @@ def refuse_duplicates(list_file: str, paths: Sequence[str], keys: Sequence[str])
 class PreparedVideoDGDataset(VideoDGDataset):
     """Reads classes.txt and <domain>.txt as written by the benchmark's preparation script."""
 
+    default_frame_tmpl = DEFAULT_FRAME_TMPL  # frame names of a folder when DATASET.FRAME_TMPL is empty
+
     def prepare(self) -> None:
         super().prepare()
         needed = [CLASSES_FILE] + [f"{d}.txt" for d in self.requested_domains()]
@@ -120,7 +122,7 @@ class PreparedVideoDGDataset(VideoDGDataset):
         refuse_duplicates(list_file, [entry.path for entry in entries],
                           [clip_key(*split_range(entry.path)) for entry in entries])
         self._check_present(domain, [clip.path for clip in clips])
-        tmpl = self.frame_tmpl or DEFAULT_FRAME_TMPL
+        tmpl = self.frame_tmpl or self.default_frame_tmpl
         return [VideoDatum(clip.path, label=clip.label, domain=domain_label, num_frames=clip.num_frames,
                            classname=self.prepared_classes[clip.label], frame_tmpl=tmpl, first_frame=1,
                            frame_range=clip.frame_range) for clip in clips]

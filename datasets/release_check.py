@@ -170,11 +170,12 @@ def _listed_paths(list_file: str) -> Optional[List[str]]:
 
 
 def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lists: Mapping[str, List[ListRow]],
-                   info: Mapping, dataset_cls: type) -> None:
+                   info: Mapping, dataset_cls: type, default_splits: bool = True) -> None:
     """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale.
 
     prepared.json holds `info` (what the script wants to record) plus the class names and the clips per
-    domain and per class. Each domain's default split groups clips with `dataset_cls.group_of`.
+    domain and per class. Each domain's default split groups clips with `dataset_cls.group_of` (unless
+    `default_splits` is False: the script saves splits of its own).
     """
     spaced = [path for rows in lists.values() for path, _, _ in rows if len(path.split()) != 1]
     if spaced:  # list files are whitespace separated
@@ -200,7 +201,8 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     cfg = get_cfg_default()
     extend_cfg(cfg)
     rewritten = [write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED,
-                                     dataset_cls, subset=info.get("subset")) for domain, rows in lists.items()]
+                                     dataset_cls, subset=info.get("subset")) for domain, rows in lists.items()
+                 if default_splits]
     split_dir = osp.join(dataset_dir, "splits")
     stale = [name for name in (os.listdir(split_dir) if osp.isdir(split_dir) else [])
              if name.split("_val")[0] in changed and osp.join(split_dir, name) not in rewritten]
