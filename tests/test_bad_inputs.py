@@ -252,3 +252,27 @@ def test_a_codec_decord_cannot_open_suggests_pyav(tmp_path):
         count_frames(VideoDatum(path), "decord")
     assert count_frames(VideoDatum(path), "pyav") == 5  # PyAV decodes it
 
+
+
+# ---------------------------------------------------------------------------------------------- the table
+def test_the_bad_input_table_names_tests_that_exist():
+    """docs/reliability.md's bad-input table: every `file.py::test` it cites is a test of that file (a bare
+    `::test` belongs to the file named before it), and no docs page shows the grid script's old form."""
+    from tests.helpers import REPO
+    with open(osp.join(REPO, "docs", "reliability.md"), encoding="utf-8") as f:
+        table = f.read().split("## Bad input", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "::" in line]
+    assert len(rows) >= 60
+    cited = 0
+    for row in rows:
+        current = None
+        for file, name in re.findall(r"`(test_\w+\.py)?::(test_\w+)`", row):
+            current = file or current
+            with open(osp.join(REPO, "tests", current), encoding="utf-8") as f:
+                assert re.search(rf"^def {name}\(", f.read(), flags=re.M), f"{current}::{name}"
+            cited += 1
+    assert cited >= 80
+    for page in os.listdir(osp.join(REPO, "docs")):
+        if page.endswith(".md"):
+            with open(osp.join(REPO, "docs", page), encoding="utf-8") as f:
+                assert "paper_tasks.sh data " not in f.read().replace("`bash scripts/paper_tasks.sh data ucf_hmdb`", ""), page

@@ -14,7 +14,7 @@ import train
 from datasets.base import DatasetNotFoundError
 from defaults import extend_cfg
 from framework import build_dataset, get_cfg_default
-from tests.helpers import train_in_process
+from tests.helpers import REPO, train_in_process
 from tests.test_benchmarks import write_video
 
 CLASSES = ["wave", "clap", "jump"]
@@ -114,22 +114,30 @@ def test_a_missing_folder_or_classes_file_says_what_to_write(tmp_path):
     (tmp_path / "a.txt").write_text("x.mp4 0\ny.mp4 3 0 g 1\n")
     with pytest.raises(ValueError, match=r"a.txt, line 2: .*expected '<path> <label>'"):
         build_dataset(cfg_for(tmp_path, ["a"], ["b"]))
+    with pytest.raises(ValueError, match=r"GROUP_PATTERN '\(p\[0-9\]' is not a regular expression"):
+        build_dataset(cfg_for(tmp_path, ["a"], ["b"], VIDEO_LIST__GROUP_PATTERN="(p[0-9]"))
 
 
 # ---------------------------------------------------------------------------------------------- the docs' example
 def docs_example() -> dict:
-    """The layout, list lines and commands of the own-data example (docs/datasets.md, "Your own videos")."""
-    return {
-        "classes": "wave\nclap\njump\n",
+    """The own-data example of docs/datasets.md ("Your own videos"): its commands as printed there, and the
+    layout its text describes (the first and last list lines are checked against the printed ones)."""
+    with open(osp.join(REPO, "docs", "datasets.md"), encoding="utf-8") as f:
+        section = f.read().split("## Your own videos", 1)[1].split("\n## ", 1)[0]
+    layout = re.search(r"```\n(my_videos/.*?)```", section, flags=re.S).group(1)
+    commands = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1).strip().splitlines()
+    example = {
+        "classes": "".join(f"{c}\n" for c in re.search(r"classes.txt +([\w, ]+) \(", layout).group(1).split(", ")),
         "lab.txt": [f"lab/{c}/p{p:02d}_take{t}.mp4 {label}" for label, c in enumerate(CLASSES) for p in range(3)
                     for t in range(2)],
         "street.txt": [f"street/{c}/p{p:02d}.mp4 {label}" for label, c in enumerate(CLASSES) for p in range(3, 5)],
-        "train": ("python train.py --root my_videos --dataset-config-file configs/datasets/video_list.yaml "
-                  "--trainer VideoVanilla --config-file configs/trainers/VideoVanilla/smallcnn_cpu.yaml "
-                  "--source-domains lab --target-domains street --output-dir output/my_videos/lab/VideoVanilla "
-                  "DATASET.VIDEO_LIST.GROUP_PATTERN '/(p[0-9]+)_' OPTIM.MAX_EPOCH 1"),
-        "evaluate": "python train.py --eval-only --model-dir output/my_videos/lab/VideoVanilla",
+        "train": next(c for c in commands if "--eval-only" not in c),
+        "evaluate": next(c for c in commands if "--eval-only" in c),
     }
+    for name in ("lab.txt", "street.txt"):
+        assert f"{name}  " in layout and example[name][0] in layout, name
+    assert example["lab.txt"][-1] in layout and example["classes"] == "".join(f"{c}\n" for c in CLASSES)
+    return example
 
 
 def command_args(command: str, replace: dict) -> list:
