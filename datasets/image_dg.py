@@ -14,6 +14,7 @@ from typing import Dict, List, Tuple
 
 from framework import DATASET_REGISTRY
 from video.datum import IMAGE_EXTENSIONS, VideoDatum
+from video.listfile import read_list_lines
 
 from .base import DatasetNotFoundError, VideoDGDataset
 
@@ -138,20 +139,17 @@ class PACSClips(ImageDGDataset):
         if not osp.isfile(path):
             raise DatasetNotFoundError(f'PACS split file not found: "{path}". {self.prepare_hint}')
         images = []
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) != 2 or not fields[1].isdigit() or not 1 <= int(fields[1]) <= len(self.classes):
-                    raise ValueError(f'{path}, line {line_no}: "{line.strip()}" is not "<domain>/<class>/<image> '
-                                     f'<label 1..{len(self.classes)}>"')
-                label = int(fields[1]) - 1
-                if fields[0].split("/")[-2:-1] != [self.classes[label]]:  # the label order is checked, not assumed
-                    raise ValueError(f'{path}, line {line_no}: "{fields[0]}" has label {label + 1}, which is '
-                                     f'"{self.classes[label]}" in PACS\'s order {self.classes}')
-                if fields[0] not in self.left_out:
-                    images.append((osp.join(self.dataset_dir, "images", fields[0]), label))
+        for line_no, text in read_list_lines(path):
+            fields = text.split()
+            if len(fields) != 2 or not fields[1].isdigit() or not 1 <= int(fields[1]) <= len(self.classes):
+                raise ValueError(f'{path}, line {line_no}: "{text}" is not "<domain>/<class>/<image> '
+                                 f'<label 1..{len(self.classes)}>"')
+            label = int(fields[1]) - 1
+            if fields[0].split("/")[-2:-1] != [self.classes[label]]:  # the label order is checked, not assumed
+                raise ValueError(f'{path}, line {line_no}: "{fields[0]}" has label {label + 1}, which is '
+                                 f'"{self.classes[label]}" in PACS\'s order {self.classes}')
+            if fields[0] not in self.left_out:
+                images.append((osp.join(self.dataset_dir, "images", fields[0]), label))
         missing = [p for p, _ in images if not osp.isfile(p)]
         if missing:
             raise DatasetNotFoundError(f'{len(missing)} images listed in "{path}" are missing (e.g. "{missing[0]}"). '

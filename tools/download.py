@@ -191,8 +191,8 @@ def fetch(url: str, dest: str, context: Optional[ssl.SSLContext] = None) -> int:
     return size
 
 
-def md5sum(path: str) -> str:
-    digest = hashlib.md5()
+def file_digest(path: str, algorithm: str = "md5") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
@@ -204,8 +204,8 @@ def verify(remote: Remote, path: str) -> None:
     problems = []
     if remote.size is not None and osp.getsize(path) != remote.size:
         problems.append(f"{osp.getsize(path)} bytes, expected {remote.size}")
-    if remote.md5 is not None and md5sum(path) != remote.md5:
-        problems.append(f"MD5 {md5sum(path)}, expected {remote.md5}")
+    if remote.md5 is not None and file_digest(path) != remote.md5:
+        problems.append(f"MD5 {file_digest(path)}, expected {remote.md5}")
     if problems:
         os.remove(path)
         raise ReleaseError(f"{path} is not the expected file ({'; '.join(problems)}); it was removed. Run the command "
@@ -313,14 +313,6 @@ def drive_fetch(remote: DriveFile, path: str) -> str:
     return digest.hexdigest()
 
 
-def sha256sum(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_zip(path: str, sha256: Optional[str], expected: Optional[str]) -> None:
     """The SHA-256 against the known one, and every member's CRC-32 (zip's own checksum); a bad file is removed."""
     problems = []
@@ -354,7 +346,7 @@ def download_from_drive(benchmark: str, root: str) -> None:
         print(f"Downloading {remote.name} from Google Drive (id {remote.file_id})")
         sha256 = drive_fetch(remote, path)
     if not osp.isfile(extraction_marker(path)):  # a fresh download, or one put there by hand: check it first
-        sha256 = sha256 or sha256sum(path)
+        sha256 = sha256 or file_digest(path, "sha256")
         check_zip(path, sha256, remote.sha256)
         known = "matches the known one" if remote.sha256 else "none is published to compare with"
         print(f"{remote.name}: SHA-256 {sha256} ({known}); every member passed its CRC-32 check")

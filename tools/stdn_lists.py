@@ -6,13 +6,14 @@ them into <benchmark folder>/stdn_lists/. Their lines are `path start end label`
 `<train|test>/<Pxx>/<Pxx_yy> start_frame stop_frame verb_class` (EPIC's frame numbers of the action segment);
 for Jester, `<video id> 0 <frames> label`.
 """
-import hashlib
 import os
 import os.path as osp
 import shutil
 from typing import List, NamedTuple, Optional
 
 from datasets.release_check import ReleaseError
+from tools.download import fetch, file_digest
+from video.listfile import read_list_lines
 
 COMMIT = "d11f966e729600f5460db9d91516534981fc3844"  # KunyuLin/STDN, 2023-10-26
 URL = "https://raw.githubusercontent.com/KunyuLin/STDN/{commit}/datalists/{path}"
@@ -46,17 +47,12 @@ class Segment(NamedTuple):
     line: int
 
 
-def sha256_of(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def stdn_list(relpath: str, dataset_dir: str, local: Optional[str] = None, url: Optional[str] = None) -> str:
     """A checked copy of one STDN list in dataset_dir/stdn_lists/: kept if already there, else copied from
     `local` (a clone of the repository, its datalists/ folder, or a folder of the files) or fetched from `url`
     (a prefix standing for .../datalists/; default: GitHub at COMMIT)."""
     dest = osp.join(dataset_dir, FOLDER, osp.basename(relpath))
-    if not (osp.isfile(dest) and sha256_of(dest) == SHA256[relpath]):
+    if not (osp.isfile(dest) and file_digest(dest, "sha256") == SHA256[relpath]):
         os.makedirs(osp.dirname(dest), exist_ok=True)
         if local:
             candidates = [osp.join(local, p) for p in (osp.join("datalists", relpath), relpath, osp.basename(relpath))]
@@ -66,12 +62,11 @@ def stdn_list(relpath: str, dataset_dir: str, local: Optional[str] = None, url: 
                                    "clone of github.com/KunyuLin/STDN, or drop it to fetch the lists.")
             shutil.copyfile(found, dest)
         else:
-            from tools.download import fetch  # urllib with resume; only needed when fetching
             link = f"{url.rstrip('/')}/{relpath}" if url else URL.format(commit=COMMIT, path=relpath)
             print(f"Fetching {link}")
             fetch(link, dest)
-        if sha256_of(dest) != SHA256[relpath]:
-            got = sha256_of(dest)
+        if file_digest(dest, "sha256") != SHA256[relpath]:
+            got = file_digest(dest, "sha256")
             os.remove(dest)
             raise ReleaseError(f"{relpath} is not the file of {SOURCE} (SHA-256 {got}, expected {SHA256[relpath]}). "
                                "Use the lists of that commit (git -C STDN checkout " + COMMIT[:7] + ").")
@@ -81,12 +76,9 @@ def stdn_list(relpath: str, dataset_dir: str, local: Optional[str] = None, url: 
 def read_segments(path: str) -> List[Segment]:
     """The `path start end label` lines of an STDN list, in file order."""
     segments = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 4 or not all(x.isdigit() for x in fields[1:]):
-                raise ReleaseError(f'{path}, line {number}: "{line.strip()}" is not "path start end label"')
-            segments.append(Segment(fields[0], int(fields[1]), int(fields[2]), int(fields[3]), number))
+    for number, text in read_list_lines(path):
+        fields = text.split()
+        if len(fields) != 4 or not all(x.isdigit() for x in fields[1:]):
+            raise ReleaseError(f'{path}, line {number}: "{text}" is not "path start end label"')
+        segments.append(Segment(fields[0], int(fields[1]), int(fields[2]), int(fields[3]), number))
     return segments
