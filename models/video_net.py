@@ -131,13 +131,14 @@ class VideoNet(nn.Module):
             raise KeyError(f"Head {type(self.head).__name__} has no feature level {missing}; it has {self.levels}")
         return {lvl: all_levels[lvl] for lvl in levels}
 
-    def compile_parts(self) -> None:
+    def compile_parts(self, backend: str = "inductor") -> None:
         """torch.compile the frame encoder and the head in place (TRAIN.COMPILE): their forward, and the head's
         forward_levels, which video ADA calls. Parameters, buffers and state_dict keys stay as they are."""
-        self.backbone.compile()
-        self.head.compile()
-        self.head.forward_levels = torch.compile(self.head.forward_levels)
-        print("TRAIN.COMPILE: torch.compile of the frame encoder and the head (the first steps compile them)")
+        self.backbone.compile(backend=backend)
+        self.head.compile(backend=backend)
+        self.head.forward_levels = torch.compile(self.head.forward_levels, backend=backend)
+        print(f"TRAIN.COMPILE: torch.compile of the frame encoder and the head, backend {backend} (the first "
+              "steps compile them)")
 
     def classify(self, feature: torch.Tensor) -> torch.Tensor:
         return self.classifier(feature)

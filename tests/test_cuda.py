@@ -64,4 +64,4 @@ def test_the_peak_of_gpu_memory_holds_the_saved_activations(tmp_path):
 def test_compiled_step_matches_eager_on_the_gpu(tmp_path):
     from tests.test_compile import compare_one_step
 
-    compare_one_step(tmp_path, ["USE_CUDA", "True"])
+    compare_one_step(tmp_path, ["USE_CUDA", "True"])  # TRAIN.COMPILE_BACKEND inductor: Triton kernels

@@ -147,6 +147,9 @@ class VideoADA(VideoDataMixin, TrainerX):
         self.adv_loss_level = node.ADV_LOSS_LEVEL
         self.r0_mode = node.R0
         self.max_snippets = node.MAX_SNIPPETS
+        # The first ascent step shares one encoder pass across the chains (first_step_gradient), which takes a
+        # second backward pass through one graph; a compiled backward (TRAIN.COMPILE) allows only one.
+        self.share_first_step = self.max_mode == "eval" and len(self.levels) > 1 and not cfg.TRAIN.COMPILE
 
     def build_model(self):
         super().build_model()
@@ -265,7 +268,7 @@ class VideoADA(VideoDataMixin, TrainerX):
                 r0 = self.reference(X, draw)
             if self.max_mode == "eval":
                 self.set_model_mode("eval")
-            if step == 0 and len(self.levels) > 1 and self.max_mode == "eval":
+            if step == 0 and self.share_first_step:
                 chains = [(self.levels, self.first_step_gradient(X, Y, self.levels, r0, draw, log))]
             else:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
                 chains = ((levels, self.chains_gradient(torch.cat([X_adv[lvl] for lvl in levels]), Y, levels, r0,

@@ -94,7 +94,7 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         if cfg.TRAIN.CHANNELS_LAST:
             self.model.backbone.use_channels_last()
         if cfg.TRAIN.COMPILE:
-            self.model.compile_parts()
+            self.model.compile_parts(cfg.TRAIN.COMPILE_BACKEND)
         print(f"# params: {count_num_param(self.model):,}")
         self.optim = build_optimizer(self.model, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
@@ -105,7 +105,7 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         Dassl's multi-network trainers do; it is checkpointed under OUTPUT_DIR/<name>/."""
         module.to(self.device)
         if self.cfg.TRAIN.COMPILE and isinstance(module, VideoNet):
-            module.compile_parts()
+            module.compile_parts(self.cfg.TRAIN.COMPILE_BACKEND)
         print(f"# params of {name}: {count_num_param(module):,}")
         optim = build_optimizer(module, self.cfg.OPTIM)
         sched = build_lr_scheduler(optim, self.cfg.OPTIM)
