@@ -24,6 +24,8 @@ import time
 from typing import Dict, List
 
 DAEMONS = ("slurmd", "slurmctld", "munged")  # stopped in this order
+# the daemons live in /usr/sbin, which a non-login shell's PATH may lack
+os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 START_TIMEOUT_S = 120  # how long the node may take to report idle before start gives up
 
 
