@@ -10,8 +10,9 @@ seeds) on every task of a benchmark, launched here or on SLURM, and collected pe
     python sweep.py spaces                       every search space and the keys it draws
 
 METHOD: TRAINER, or NAME=TRAINER,KEY=VALUE,... with the keys for that method only; a list value is written in
-brackets, KEY=[a,b] (commas inside [] or () belong to the value; quote the whole METHOD in the shell). KEY VALUE
-pairs after `--` go to every run. Keys set on the command line are fixed: the search draws only the others.
+brackets, KEY=[a,b] (commas inside [] or () belong to the value; quote the whole METHOD in the shell), and
+setting=SETTING gives the method its own configs/trainers/TRAINER/SETTING.yaml. KEY VALUE pairs after `--` go
+to every run. Keys set on the command line are fixed: the search draws only the others.
 Draw 0 is the config as it stands (defaults.py and the YAML files), draw i > 0 a random draw fixed by
 (method name, task, i) and shared by the trial seeds 1..N. A run's folder is
 OUT/BENCHMARK/SOURCES/NAME/SETTING/hp<i>_seed<s>_<hash of its merged config>; launching again starts only
@@ -143,7 +144,7 @@ def cmd_collect(args) -> int:
         print(f"No finished sweep run of {args.benchmark} below {args.out}", file=sys.stderr)
         return 1
     settings = sorted({t.record["setting"] for t in trials})
-    title = f"{args.benchmark} (setting {', '.join(settings)}): target accuracy (pooled over the targets)"
+    title = f"{args.benchmark} (settings {', '.join(settings)}): target accuracy (pooled over the targets)"
     out_dir = args.tables or osp.join(args.out, benchmark.name, "tables_lodo" if benchmark.lodo else "tables")
     try:
         lines = collect(trials, out_dir, title, digits=args.digits)
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     slurm = launch.add_argument_group("slurm (one job array per launch, through submitit)")
     slurm.add_argument("--partition", default=None)
     slurm.add_argument("--account", default=None)
-    slurm.add_argument("--gpus", type=int, default=1, help="GPUs per run (default 1)")
+    slurm.add_argument("--gpus", type=int, default=1, help="GPUs per run (default 1); more: torchrun, one process "
+                       "per GPU, and DATALOADER.TRAIN_X.BATCH_SIZE is per process")
     slurm.add_argument("--cpus", type=int, default=4, help="CPUs per run (default 4; OMP_NUM_THREADS)")
     slurm.add_argument("--mem-gb", type=float, default=None, help="memory per run")
     slurm.add_argument("--time", type=int, default=24 * 60, help="time limit per job in minutes (default 1440); "

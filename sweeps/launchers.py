@@ -109,7 +109,7 @@ def print_commands(jobs: Sequence[Job]) -> None:
 # ---------------------------------------------------------------------------------------------- SLURM
 class SlurmOptions(NamedTuple):
     partition: Optional[str]
-    gpus: int  # per run
+    gpus: int  # per run; more than 1: torchrun, one process per GPU (DATALOADER.TRAIN_X.BATCH_SIZE is per process)
     cpus: int  # per run
     mem_gb: Optional[float]
     time_min: int
@@ -120,14 +120,17 @@ class SlurmOptions(NamedTuple):
 
 
 class TrainJob:
-    """What a SLURM array task runs: train.py in a subprocess. `checkpoint` makes submitit requeue the task
-    when SLURM signals a time-out or preemption; the requeued task runs the same command, and train.py resumes
-    from the newest checkpoint in OUTPUT_DIR (exact resume)."""
+    """What a SLURM array task runs: train.py in a subprocess, data parallel over `nproc` GPUs through torchrun
+    when nproc > 1 (docs/multi_gpu.md). `checkpoint` makes submitit requeue the task when SLURM signals a
+    time-out or preemption; the requeued task runs the same command, and train.py resumes from the newest
+    checkpoint in OUTPUT_DIR (exact resume)."""
 
-    def __call__(self, argv: List[str], cwd: str, env: Dict[str, str]) -> str:
+    def __call__(self, argv: List[str], cwd: str, env: Dict[str, str], nproc: int = 1) -> str:
+        launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                       f"--nproc_per_node={nproc}"]
         # train.py ignores SIGUSR2, SLURM's warning before the kill: submitit's handler in this process answers it
         # by requeueing, and train.py's checkpoints are atomic whenever it is stopped.
-        proc = subprocess.run([sys.executable, TRAIN, *argv], cwd=cwd, env={**os.environ, **env},
+        proc = subprocess.run([*launcher, TRAIN, *argv], cwd=cwd, env={**os.environ, **env},
                               preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
         if proc.returncode != 0:
             raise RuntimeError(f"train.py exited with {proc.returncode}; its log: {argv[argv.index('--output-dir') + 1]}")
@@ -160,9 +163,10 @@ def submit_slurm(jobs: Sequence[Job], options: SlurmOptions, log_folder: str) ->
     if options.mem_gb:
         params["mem"] = f"{int(options.mem_gb * 1024)}M"
     executor.update_parameters(**params)
-    env = {"OMP_NUM_THREADS": str(options.cpus)}
+    nproc = max(1, options.gpus)  # one process per GPU
+    env = {"OMP_NUM_THREADS": str(max(1, options.cpus // nproc))}
     with executor.batch():
-        submitted = [executor.submit(TrainJob(), job.argv, os.getcwd(), env) for job in jobs]
+        submitted = [executor.submit(TrainJob(), job.argv, os.getcwd(), env, nproc) for job in jobs]
     for job, handle in zip(jobs, submitted):
         os.makedirs(job.folder, exist_ok=True)
         with open(osp.join(job.folder, SLURM_FILE), "w") as f:

@@ -78,6 +78,7 @@ class Method(NamedTuple):
     name: str
     trainer: str
     overrides: Tuple[Tuple[str, str], ...]  # (KEY, value as train.py reads it)
+    setting: str = ""  # configs/trainers/TRAINER/<setting>.yaml for this method; "" = the sweep's --setting
 
 
 def split_top_level(text: str, sep: str = ",") -> List[str]:
@@ -113,19 +114,23 @@ def _literal(text: str, default=None):
 
 
 def parse_method(spec: str) -> Method:
-    """TRAINER, or NAME=TRAINER,KEY=VALUE,... (commas inside [] or () belong to the value)."""
+    """TRAINER, or NAME=TRAINER,KEY=VALUE,... (commas inside [] or () belong to the value); the lower-case
+    pseudo-key setting=SETTING picks this method's configs/trainers/TRAINER/SETTING.yaml."""
     head, *pairs = split_top_level(spec)
     name, _, trainer = head.partition("=")
     trainer = trainer or name
-    overrides = []
+    overrides, setting = [], ""
     for pair in pairs:
         key, eq, value = pair.partition("=")
         if not eq or not key:
             raise SystemExit(f"--methods {spec}: '{pair}' is not KEY=VALUE (a list value is KEY=[a,b])")
-        overrides.append((key, cli_value(value)))
+        if key == "setting":
+            setting = value
+        else:
+            overrides.append((key, cli_value(value)))
     if not name or not trainer or "/" in name:
         raise SystemExit(f"--methods {spec}: write TRAINER or NAME=TRAINER,KEY=VALUE,... (NAME names a folder)")
-    return Method(name, trainer, tuple(overrides))
+    return Method(name, trainer, tuple(overrides), setting)
 
 
 def parse_pairs(tokens: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
@@ -199,7 +204,8 @@ class PlannedRun(NamedTuple):
         return f"{self.method.name} {self.task.name} hp{self.hparam} seed{self.seed}"
 
     def sweep_record(self, benchmark: Benchmark, setting: str) -> Dict:
-        return {"benchmark": benchmark.name, "lodo": benchmark.lodo, "setting": setting, "method": self.method.name,
+        return {"benchmark": benchmark.name, "lodo": benchmark.lodo, "setting": self.method.setting or setting,
+                "method": self.method.name,
                 "trainer": self.method.trainer, "overrides": dict(self.method.overrides), "task": self.task.name,
                 "hparam": self.hparam, "seed": self.seed, "drawn": self.drawn}
 
@@ -276,16 +282,17 @@ def make_plan(benchmark: Benchmark, methods: Sequence[Method], setting: str, n_h
     runs = []
     for task in benchmark.tasks:
         for method in methods:
+            own = method.setting or setting
             fixed = [k for k, _ in method.overrides] + [k for k, _ in common]
             pairs = list(method.overrides) + list(common)
-            base = merged_config(train_argv(method, task, benchmark, setting, root, 1, "", pairs))
+            base = merged_config(train_argv(method, task, benchmark, own, root, 1, "", pairs))
             for index in range(n_hparams):
                 drawn = draw_hparams(base, method.name, task.name, index, fixed)
                 drawn_pairs = [(k, repr(v) if not isinstance(v, str) else v) for k, v in drawn.items()]
                 for seed in range(1, n_trials + 1):
-                    argv = train_argv(method, task, benchmark, setting, root, seed, "", drawn_pairs + pairs)
+                    argv = train_argv(method, task, benchmark, own, root, seed, "", drawn_pairs + pairs)
                     config = config_dict(merged_config(argv))
-                    folder = osp.join(out, benchmark.name, task.folder, method.name, setting,
+                    folder = osp.join(out, benchmark.name, task.folder, method.name, own,
                                       f"hp{index}_seed{seed}_{config_hash(config)}")
                     argv[argv.index("--output-dir") + 1] = folder
                     config["OUTPUT_DIR"] = folder

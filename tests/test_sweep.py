@@ -23,7 +23,8 @@ def test_method_specs_keep_commas_inside_brackets_and_read_bare_list_items():
     method = parse_method("MIX=VideoVanilla,MODEL.BACKBONE.MIXSTYLE.LAYERS=[layer1,layer2],OPTIM.LR=0.01")
     assert method.name == "MIX" and method.trainer == "VideoVanilla"
     assert method.overrides == (("MODEL.BACKBONE.MIXSTYLE.LAYERS", "['layer1', 'layer2']"), ("OPTIM.LR", "0.01"))
-    assert parse_method("APN") == ("APN", "APN", ())
+    assert parse_method("APN") == ("APN", "APN", (), "")
+    assert parse_method("TRN=VideoVanilla,setting=trn_cpu,OPTIM.LR=0.01").setting == "trn_cpu"
     assert cli_value("(1.0,0.875)") == "(1.0,0.875)" and cli_value("none") == "none"
     with pytest.raises(SystemExit, match="not KEY=VALUE"):
         parse_method("A=APN,OPTIM.LR")
