@@ -5,11 +5,13 @@
 tasks, each cell "without / with ADA" with an arrow) and `variants_table` as Table 2 (rows = model + ADA
 variant). What a run is (model row, ADA variant, task) is read from its config.yaml (`describe_run`).
 """
+import csv
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from tabulate import tabulate
 
 from analysis.runs import Run, describe_groups, group_by_setting
 
@@ -296,3 +298,22 @@ def variants_table(grid: Grid, digits: int = 2, spread: str = "std") -> Tuple[Li
         rows.append([label, *[c.text(digits, spread=spread) if c else MISSING for c in cells],
                      avg.text(digits, spread=spread) if avg else MISSING, counts])
     return headers, rows
+
+
+def write_table(prefix: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                formats: Sequence[str] = ("md", "csv", "tex")) -> str:
+    """Write a table as PREFIX.md (GitHub Markdown), PREFIX.csv and PREFIX.tex (LaTeX tabular), those of
+    `formats`; returns the Markdown."""
+    markdown = tabulate(rows, headers=headers, tablefmt="github")
+    if "md" in formats:
+        with open(prefix + ".md", "w") as f:
+            f.write(markdown + "\n")
+    if "csv" in formats:
+        with open(prefix + ".csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(headers)
+            writer.writerows(rows)
+    if "tex" in formats:
+        with open(prefix + ".tex", "w") as f:
+            f.write(tabulate(rows, headers=headers, tablefmt="latex") + "\n")
+    return markdown

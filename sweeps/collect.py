@@ -9,7 +9,6 @@ Tables: per method (rows = methods, columns = tasks and their average), and the 
 analysis/tables.py (`paper`: Tables 1, 3-5; `variants`: Table 2), each as Markdown, CSV and LaTeX, with the
 chosen hyperparameters of every cell in hparams_<criterion>.{md,json} beside them.
 """
-import csv
 import json
 import os
 import os.path as osp
@@ -19,7 +18,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from tabulate import tabulate
 
 from analysis.runs import Run, describe_groups, group_by_setting, load_run
-from analysis.tables import Cell, average_cell, collect_grid, paper_table, task_labels, variants_table
+from analysis.tables import (Cell, average_cell, collect_grid, paper_table, task_labels, variants_table,
+                             write_table)
 
 CRITERIA = ("source_val",)
 SPREAD = "se"
@@ -121,20 +121,6 @@ def hparam_rows(choices: Sequence[Choice]) -> List[Dict]:
              "source val (mean over trials)": round(c.score, 2), "trials": len(c.trials),
              "every draw: source val (trials)": ", ".join(f"{h}: {s:.2f} ({n})" for h, (s, n) in c.candidates.items()),
              "runs": [t.run.path for t in c.trials]} for c in choices]
-
-
-def write_table(prefix: str, headers: List[str], rows: List[List[str]]) -> str:
-    """PREFIX.md, .csv, .tex; returns the Markdown."""
-    markdown = tabulate(rows, headers=headers, tablefmt="github")
-    with open(prefix + ".md", "w") as f:
-        f.write(markdown + "\n")
-    with open(prefix + ".csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(headers)
-        writer.writerows(rows)
-    with open(prefix + ".tex", "w") as f:
-        f.write(tabulate(rows, headers=headers, tablefmt="latex") + "\n")
-    return markdown
 
 
 def write_hparams(prefix: str, choices: Sequence[Choice]) -> str:
