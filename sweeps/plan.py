@@ -332,14 +332,15 @@ def run_state(run: PlannedRun, queued: Sequence[str] = ()) -> str:
     if not osp.isdir(run.folder):
         return "not started"
     holder = lock_holder(run.folder)
-    if holder is not None and holder["alive"] is not False:  # alive here, or on another host (can't tell)
-        return "running"
+    job = slurm_job(run.folder)
+    if holder is not None and (holder["alive"] or holder["alive"] is None and (job is None or job in queued)):
+        return "running"  # alive here; or on another host, where only a SLURM job that squeue lists tells
     saved = saved_config(run.folder)
     if saved is not None and config_differences(saved, run.config):
         return "differs"
     if saved is not None and osp.isfile(osp.join(run.folder, "results.json")):
         return "done"
-    if slurm_job(run.folder) in queued:  # waiting for its first start, or requeued after a preemption
+    if job is not None and job in queued:  # waiting for its first start, or requeued after a preemption
         return "queued"
     return "not started" if saved is None else "incomplete"
 
