@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-import sweep
+import sweep  # in-process for the steps that plan and compare within one process
 from sweeps.plan import (cli_value, make_plan, parse_benchmark, parse_method, parse_pairs, run_state,
                          SWEEP_FILE, budget_pairs)
 from tests.helpers import REPO, TINY_SYNTHETIC
@@ -123,30 +123,29 @@ def test_status_tells_done_running_incomplete_differing_and_delete_incomplete_ke
     assert [os.path.isdir(r.folder) for r in plan.runs] == [True, True, False, True]
 
 
-def test_parallel_sweep_runs_skips_what_is_done_and_collects(tmp_path, capsys):
+def test_parallel_sweep_runs_skips_what_is_done_and_collects(tmp_path):
+    # every step in its own process, as a user runs it (a pytest process may hold components other tests added)
     common = ["--benchmark", "synthetic_dg", "--n-hparams", "2", "--n-trials", "1", "--out", str(tmp_path / "out"),
               "--root", str(tmp_path / "data")]
     pairs = ["--", "OPTIM.MAX_EPOCH", "1", *TINY_SYNTHETIC]
-    env = dict(os.environ, VIDEODG_ENGINE="builtin")
-    launch = subprocess.run([sys.executable, "sweep.py", "launch", "--methods", "TSN=VideoVanilla", *common,
-                             "--launcher", "parallel", "--slots", "2", *pairs], cwd=REPO, env=env,
-                            capture_output=True, text=True)
-    assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
-    assert "2 at a time" in launch.stdout and launch.stdout.count(": done") == 2
 
-    assert sweep.main(["status", "--methods", "TSN=VideoVanilla", *common, *pairs]) == 0
-    assert "2 runs: 2 done" in capsys.readouterr().out
-    assert sweep.main(["launch", "--methods", "TSN=VideoVanilla", *common, "--launcher", "print", *pairs]) == 0
-    captured = capsys.readouterr()
-    assert "Nothing to start" in captured.err and "train.py" not in captured.out
+    def sweep(*args: str, method: str = "TSN=VideoVanilla") -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "sweep.py", *args, "--methods", method, *common, *pairs], cwd=REPO,
+                              env=dict(os.environ, VIDEODG_ENGINE="builtin"), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    launch = sweep("launch", "--launcher", "parallel", "--slots", "2")
+    assert "2 at a time" in launch.stdout and launch.stdout.count(": done") == 2
+    assert "2 runs: 2 done" in sweep("status").stdout
+    again = sweep("launch", "--launcher", "print")
+    assert "Nothing to start" in again.stderr and "train.py" not in again.stdout
     # a changed override is another run: both of its draws are to start
-    assert sweep.main(["launch", "--methods", "TSN=VideoVanilla,OPTIM.LR=0.01", *common, "--launcher", "print",
-                       *pairs]) == 0
-    printed = [line for line in capsys.readouterr().out.splitlines() if "train.py" in line]
+    changed = sweep("launch", "--launcher", "print", method="TSN=VideoVanilla,OPTIM.LR=0.01")
+    printed = [line for line in changed.stdout.splitlines() if "train.py" in line]
     assert len(printed) == 2 and all("OPTIM.LR 0.01" in line for line in printed)
 
-    assert sweep.main(["collect", "--methods", "TSN=VideoVanilla", *common, *pairs]) == 0
-    out = capsys.readouterr().out
+    out = sweep("collect").stdout
     tables = tmp_path / "out" / "synthetic_dg" / "tables"
     for name in ("methods", "paper", "variants"):
         for ext in ("md", "csv", "tex"):

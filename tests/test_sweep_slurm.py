@@ -8,12 +8,14 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,56 +79,56 @@ def results(folder: str) -> list:
         return [(r["split"], r["domain"], r["accuracy"], r["macro_f1"]) for r in json.load(f)]
 
 
-def test_slurm_sweep_runs_as_one_job_array_requeues_a_preempted_run_that_resumes_and_collects(
-        slurm_env, tmp_path, monkeypatch):
+def test_slurm_sweep_runs_as_one_job_array_requeues_a_preempted_run_that_resumes_and_collects(slurm_env, tmp_path):
     from sweeps.launchers import queued_slurm_jobs
-    from sweeps.plan import make_plan, parse_benchmark, parse_method, parse_pairs, run_state, slurm_job
+    from sweeps.plan import run_state, saved_config, slurm_job
 
     pairs = ["OPTIM.MAX_EPOCH", "10", *TINY_SYNTHETIC]
     options = ["--benchmark", "synthetic_dg", "--methods", "TSN=VideoVanilla", "--n-hparams", "2", "--n-trials", "2",
-               "--out", str(tmp_path / "out"), "--root", str(tmp_path / "data")]
+               "--root", str(tmp_path / "data")]
 
-    def sweep(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "sweep.py", *args, *options, "--", *pairs], cwd=REPO, env=slurm_env,
-                              capture_output=True, text=True)
+    def sweep(*args: str, out: str = str(tmp_path / "out")) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "sweep.py", *args, *options, "--out", out, "--", *pairs], cwd=REPO,
+                              env=slurm_env, capture_output=True, text=True)
 
-    monkeypatch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
-    monkeypatch.setenv("VIDEODG_ENGINE", "builtin")
-    plan = make_plan(parse_benchmark("synthetic_dg"), [parse_method("TSN=VideoVanilla")], "smallcnn_cpu", 2, 2,
-                     str(tmp_path / "out"), str(tmp_path / "data"), parse_pairs(pairs))  # before the runs start
     launch = sweep("launch", "--launcher", "slurm", "--gpus", "0", "--cpus", "1", "--time", "30")
     assert launch.returncode == 0, launch.stdout + launch.stderr
     assert "Submitted SLURM job array" in launch.stdout
-    jobs = [slurm_job(r.folder) for r in plan.runs]
-    assert len(jobs) == 4 and len({j.split("_")[0] for j in jobs}) == 1  # one array, one task per run
+    method_dir = tmp_path / "out" / "synthetic_dg" / "studio" / "TSN" / "smallcnn_cpu"
+    folders = sorted(str(p) for p in method_dir.iterdir())
+    jobs = [slurm_job(f) for f in folders]
+    assert len(folders) == 4 and len({j.split("_")[0] for j in jobs}) == 1  # one array, one task per run
 
     # Preempt one run once it has a checkpoint: freeze it so that it cannot finish meanwhile, then send its job
     # SLURM's warning signal; submitit requeues the job, whose process tree (the frozen run) is killed.
-    victim, job = plan.runs[0], jobs[0]
-    wait_for(lambda: osp.isfile(osp.join(victim.folder, "model", "checkpoint")), "a first checkpoint", slurm_env)
-    with open(osp.join(victim.folder, ".run.lock")) as f:
+    (victim, job), = [(f, j) for f, j in zip(folders, jobs) if osp.basename(f).startswith("hp0_seed1_")]
+    wait_for(lambda: osp.isfile(osp.join(victim, "model", "checkpoint")), "a first checkpoint", slurm_env)
+    with open(osp.join(victim, ".run.lock")) as f:
         pid = json.load(f)["pid"]
     with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert victim.folder.encode() in f.read(), "the lock names another process"
+        assert victim.encode() in f.read(), "the lock names another process"
     os.kill(pid, signal.SIGSTOP)
-    assert not osp.isfile(osp.join(victim.folder, "results.json")), "the run finished before it could be preempted"
+    assert not osp.isfile(osp.join(victim, "results.json")), "the run finished before it could be preempted"
     # (scancel may exit non-zero: the requeue can complete the job step while it is still signalling it)
     subprocess.run(["scancel", "--signal=USR2", job], env=slurm_env, capture_output=True)
     wait_for(lambda: squeue_state(job, slurm_env) == "PENDING", "the requeued job", slurm_env)
-    assert run_state(victim, queued_slurm_jobs(jobs)) == "queued"
+    run = SimpleNamespace(folder=victim, config=saved_config(victim))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
+        assert run_state(run, queued_slurm_jobs(jobs)) == "queued"  # not "incomplete": launch leaves it alone
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, env=slurm_env)  # skip
     # the requeue's begin-time delay
 
-    wait_for(lambda: all(osp.isfile(osp.join(r.folder, "results.json")) for r in plan.runs), "every run", slurm_env)
+    wait_for(lambda: all(osp.isfile(osp.join(f, "results.json")) for f in folders), "every run", slurm_env)
     wait_for(lambda: not squeue_state(job, slurm_env), "the jobs to leave the queue", slurm_env)
-    logs = "".join(open(osp.join(victim.folder, name)).read() for name in os.listdir(victim.folder)
-                   if name.startswith("log.txt"))
+    logs = "".join(open(osp.join(victim, name)).read() for name in os.listdir(victim) if name.startswith("log.txt"))
     assert "Restored the random state of that checkpoint (exact resume)" in logs
-    # the resumed run ends where the same command run without interruption ends
-    argv = list(victim.argv)
-    argv[argv.index("--output-dir") + 1] = str(tmp_path / "uninterrupted")
-    subprocess.run([sys.executable, "train.py", *argv], cwd=REPO, env=slurm_env, check=True, capture_output=True)
-    assert results(victim.folder) == results(str(tmp_path / "uninterrupted"))
+    # the resumed run ends where the same command run without interruption ends (another --out, same hash)
+    printed = sweep("launch", "--launcher", "print", out=str(tmp_path / "uninterrupted")).stdout.splitlines()
+    (command,) = [line for line in printed if osp.basename(victim) in line]
+    tokens = shlex.split(command)
+    subprocess.run(tokens, cwd=REPO, env=slurm_env, check=True, capture_output=True)
+    assert results(victim) == results(tokens[tokens.index("--output-dir") + 1])
 
     status = sweep("status")
     assert "4 runs: 4 done" in status.stdout, status.stdout + status.stderr
