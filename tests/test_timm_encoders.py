@@ -133,6 +133,17 @@ def test_cnn_only_choices_are_refused_or_explained(capsys):
     assert "no effect on a ViT" in capsys.readouterr().out
 
 
+def test_bf16_autocast_runs_the_vit_in_bf16_with_finite_input_gradients():
+    """TRAIN.BF16 is the trainers' autocast; on a ViT every block's matmuls run in bf16."""
+    enc = build_backbone("frame_vit_tiny", verbose=False, feature_dim=8)
+    x = torch.randn(2, 3, 3, 32, 32, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(x)
+    assert out.dtype == torch.bfloat16
+    (grad, ) = torch.autograd.grad(out.float().sum(), x)
+    assert grad.dtype == torch.float32 and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("last,trainable_blocks", [(-1, [0, 1, 2, 3]), (2, [2, 3]), (0, [])])
 def test_train_last_blocks(last, trainable_blocks):
     enc = build_backbone("frame_vit_tiny", verbose=False, train_last_blocks=last)
