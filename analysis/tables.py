@@ -29,10 +29,11 @@ MODEL_ROWS = OrderedDict([
     ("nonlocal_resnet50", ("Non-local", "ADA")),
     ("nonlocal_resnet_small", ("Non-local", "ADA")),
     ("apn_pyramid", ("APN", "ADA*")),
+    ("stdn", ("STDN", "ADA")),  # Lin et al. 2023: without = the STDN trainer; with ADA = VideoADA on the head
 ])
 
-# Trainers that train without ADA whatever their config says (ERM).
-ERM_TRAINERS = ("VideoVanilla",)
+# Trainers that train without ADA whatever their config says (ERM; STDN: its own losses, no ADA).
+ERM_TRAINERS = ("VideoVanilla", "STDN")
 # A LEVELS value that means "ADA on the last hidden layer" (the image ADA of Volpi et al.); for APN that is R^III.
 LAST_HIDDEN_LEVELS = {"last_hidden": "ADA", "III": "ADA"}
 
