@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     plan = argparse.ArgumentParser(add_help=False)
     plan.add_argument("--benchmark", required=True, metavar="BENCHMARK[:lodo]",
-                      help="synthetic_dg, ucf_hmdb (Table 1), ssv2_dg, pku_mmd, ntu_rgbd; :lodo for leave-one-domain-out")
+                      help="synthetic_dg, ucf_hmdb (Table 1), ssv2_dg, pku_mmd, ntu_rgbd, epic_kitchens_dg, jester_dg; "
+                      "pacs, digits_dg, office_home_dg (leave-one-domain-out only); :lodo for leave-one-domain-out")
     plan.add_argument("--methods", nargs="+", default=[], metavar="METHOD", help="TRAINER or NAME=TRAINER,KEY=VALUE,...")
     plan.add_argument("--setting", default="", help="configs/trainers/TRAINER/SETTING.yaml (default: smallcnn_cpu "
                       "for synthetic_dg, else r50_paper)")

@@ -22,7 +22,7 @@ import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-# The paper's SOURCE -> TARGETS tasks of each benchmark, and its domains (for leave-one-domain-out).
+# The paper's SOURCE -> TARGETS tasks of each benchmark (None: leave-one-domain-out only), and its domains.
 BENCHMARKS = {
     "synthetic_dg": ([("studio", "street sketch glimpse")], "studio street sketch glimpse"),
     "ucf_hmdb": ([("ucf", "hmdb"), ("hmdb", "ucf")], "ucf hmdb"),  # Table 1
@@ -31,6 +31,12 @@ BENCHMARKS = {
                 "left middle right"),  # Table 4
     "ntu_rgbd": ([("camera1", "camera2 camera3"), ("camera2", "camera1 camera3"), ("camera3", "camera1 camera2")],
                  "camera1 camera2 camera3"),  # Table 5
+    "epic_kitchens_dg": ([("D1", "D2 D3"), ("D2", "D1 D3"), ("D3", "D1 D2")], "D1 D2 D3"),  # STDN's tasks
+    "jester_dg": ([("source", "target")], "source target"),
+    # image DG sets as one-frame clips, reported leave-one-domain-out as Dassl does
+    "pacs": (None, "art_painting cartoon photo sketch"),
+    "digits_dg": (None, "mnist mnist_m svhn syn"),
+    "office_home_dg": (None, "art clipart product real_world"),
 }
 STATES = ("done", "running", "queued", "incomplete", "not started", "differs")
 SWEEP_FILE = "sweep.json"  # what the sweep made a folder for (method, task, draw, seed), written before the run
@@ -58,19 +64,21 @@ class Benchmark(NamedTuple):
 
 
 def parse_benchmark(spec: str) -> Benchmark:
-    """"synthetic_dg" (the paper's tasks) or "synthetic_dg:lodo" (each domain once the target, the rest sources)."""
+    """"synthetic_dg" (the paper's tasks) or "synthetic_dg:lodo" (each domain once the target, the rest sources;
+    the image DG sets always)."""
     name, _, protocol = spec.partition(":")
     if name not in BENCHMARKS:
         raise SystemExit(f"Unknown benchmark '{name}': use {', '.join(BENCHMARKS)} (':lodo' for leave-one-domain-out)")
     if protocol not in ("", "lodo"):
         raise SystemExit(f"Unknown protocol ':{protocol}' in --benchmark {spec}: the only one is ':lodo'")
     pairs, domains = BENCHMARKS[name]
-    if protocol:
+    lodo = bool(protocol) or pairs is None
+    if lodo:
         every = domains.split()
         tasks = [Task(tuple(d for d in every if d != target), (target,)) for target in every]
     else:
         tasks = [Task(tuple(s.split()), tuple(t.split())) for s, t in pairs]
-    return Benchmark(name, bool(protocol), tasks, "smallcnn_cpu" if name == "synthetic_dg" else "r50_paper")
+    return Benchmark(name, lodo, tasks, "smallcnn_cpu" if name == "synthetic_dg" else "r50_paper")
 
 
 # ---------------------------------------------------------------------------------------------- methods
