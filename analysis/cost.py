@@ -6,8 +6,9 @@
 
 What is counted, and how:
 
-- **Clip-batch passes.** A forward hook on the frame encoder (the `backbone` of every VideoNet the trainer
-  registered) counts its calls and the clips each call takes (`clips_forward`); `forward_passes` is
+- **Clip-batch passes.** The frame encoder of every VideoNet the trainer registered is watched where the
+  network calls it, `VideoNet.frame_features` (features, or spatial maps for a head that reads maps): its
+  calls and the clips each call takes (`clips_forward`) are counted; `forward_passes` is
   clips_forward / B for a minibatch of B clips, so a batched call on 2B clips counts 2. A pass without an
   autograd graph (`torch.no_grad`, e.g. R0 of Algorithm 1) counts too and is also in `no_grad_clips_forward`.
   Each forward that builds a graph puts a gradient hook on the encoder's output: it fires when a backward
@@ -32,7 +33,6 @@ import math
 from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
-import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from models.video_net import VideoNet
@@ -40,13 +40,13 @@ from models.video_net import VideoNet
 Batch = Dict[str, Any]
 
 
-def frame_encoders(trainer) -> Dict[str, nn.Module]:
-    """{"<model name>.backbone": module} for every VideoNet among the trainer's registered models."""
+def video_nets(trainer) -> Dict[str, VideoNet]:
+    """{"<model name>[.<path>]": net} for every VideoNet among the trainer's registered models."""
     found = {}
     for name, model in trainer._models.items():
         for path, module in model.named_modules():
             if isinstance(module, VideoNet):
-                found[".".join(p for p in (name, path, "backbone") if p)] = module.backbone
+                found[".".join(p for p in (name, path) if p)] = module
     if not found:
         raise ValueError(f"{type(trainer).__name__} registers no VideoNet, so there is no frame encoder to count")
     return found
@@ -59,8 +59,19 @@ class _PassCounter:
         self.forward_calls = self.clips_forward = self.no_grad_clips = 0
         self.backward_calls = self.clips_backward = 0
 
-    def forward_hook(self, _module, inputs, output) -> None:
-        clips = inputs[0].shape[0]
+    def watch(self, net: VideoNet):
+        """Count every call of net.frame_features until the returned function is called."""
+        frame_features = net.frame_features
+
+        def counted(x: torch.Tensor) -> torch.Tensor:
+            output = frame_features(x)
+            self.forward(x.shape[0], output)
+            return output
+
+        net.frame_features = counted
+        return lambda: delattr(net, "frame_features")
+
+    def forward(self, clips: int, output) -> None:
         self.forward_calls += 1
         self.clips_forward += clips
         if isinstance(output, torch.Tensor) and output.requires_grad:
@@ -128,17 +139,17 @@ class SavedTensorMeter:
 
 @contextlib.contextmanager
 def _counting(trainer) -> Iterator[Tuple[_PassCounter, Dict[str, int]]]:
-    counter, steps, handles = _PassCounter(), {name: 0 for name in trainer._optims}, []
+    counter, steps, undo = _PassCounter(), {name: 0 for name in trainer._optims}, []
     try:
-        for encoder in frame_encoders(trainer).values():
-            handles.append(encoder.register_forward_hook(counter.forward_hook))
+        for net in video_nets(trainer).values():
+            undo.append(counter.watch(net))
         for name, optim in trainer._optims.items():
             if optim is not None:
-                handles.append(optim.register_step_post_hook(_step_counter(steps, name)))
+                undo.append(optim.register_step_post_hook(_step_counter(steps, name)).remove)
         yield counter, steps
     finally:
-        for handle in handles:
-            handle.remove()
+        for step_back in reversed(undo):
+            step_back()
 
 
 def _step_counter(steps: Dict[str, int], name: str):
@@ -277,5 +288,5 @@ def meta_log_values() -> Iterator[None]:
             setattr(torch.Tensor, name, read)
 
 
-__all__ = ["step_cost", "frame_encoders", "flop_counter", "SavedTensorMeter", "move_trainer", "batch_to", "meta_log_values",
+__all__ = ["step_cost", "video_nets", "flop_counter", "SavedTensorMeter", "move_trainer", "batch_to", "meta_log_values",
            "META"]

@@ -89,6 +89,7 @@ COST_ROWS = [
     ("I3D + ADA", "VideoADA", "VideoADA/i3d_r50_paper", "VideoADA/i3d_cpu", []),
     ("Non-local + ADA", "VideoADA", "VideoADA/nonlocal_r50_paper", "VideoADA/nonlocal_cpu", []),
     ("Original ADA (TSN)", "OriginalADA", "OriginalADA/r50_paper", "OriginalADA/smallcnn_cpu", []),
+    ("STDN", "STDN", "STDN/r50_paper", "STDN/smallcnn_cpu", []),
 ]
 ERM_ROW, OFFICIAL_ROW, PAPER_ROW = "ERM (TSN)", "APN + ADA* (official)", "APN + ADA* (paper)"
 # Algorithm 1's least passes and theta steps; the issue's FLOP and memory targets against the official reading
