@@ -64,7 +64,7 @@ def ada_variant(config: Dict) -> str:
     levels = config.get(f"TRAINER.{trainer.upper()}.LEVELS")
     if trainer in ERM_TRAINERS:
         return "base"
-    if levels is None:  # another DG method (e.g. CrossGrad): its own row
+    if levels is None:  # another DG method (e.g. VideoCrossGrad): its own row
         return trainer or "unknown"
     parts = [p for p in str(levels).split("+") if p]
     if not parts or parts == ["none"]:

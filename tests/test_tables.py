@@ -168,7 +168,7 @@ def test_mixstyle_runs_get_their_own_row():
 
     assert key("VideoVanilla", [])[1] == "base" and key("VideoVanilla", ["conv1"])[1] == "MixStyle"
     assert key("APN", ["conv1"], "II+III")[1] == "ADA* + MixStyle"
-    assert key("CrossGrad", ["conv1"])[1] == "CrossGrad + MixStyle"
+    assert key("VideoCrossGrad", ["conv1"])[1] == "VideoCrossGrad + MixStyle"
 
 
 def test_grid_figure_is_drawn_with_the_table_and_needs_a_grid(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Checks of a run's trainer/data pairing, made by train.py before anything is written to OUTPUT_DIR."""
 from framework import DATASET_REGISTRY, ENGINE, TRAINER_REGISTRY
-from trainers.dassl_dg import DASSL_ONLY_TRAINERS
+from trainers.dassl_dg import DASSL_ADAPTERS
 from trainers.video_mixin import VideoDataMixin, check_source_domains
 
 
@@ -17,11 +17,11 @@ def check_run_config(cfg) -> None:
 
     name = cfg.TRAINER.NAME
     if name not in TRAINER_REGISTRY.registered_names():
-        if name in DASSL_ONLY_TRAINERS and ENGINE != "dassl":
-            raise ValueError(f'Trainer "{name}" wraps Dassl\'s own trainer and needs real Dassl, but the engine is '
-                             f'"{ENGINE}". Install Dassl (README.md, "Running on real Dassl") and run with '
-                             f'VIDEODG_ENGINE=dassl, or use this project\'s "{name[len("Dassl"):]}", which runs on '
-                             "both engines.")
+        if name in DASSL_ADAPTERS and ENGINE != "dassl":
+            raise ValueError(f'Trainer "{name}" runs Dassl\'s own {name[len("Dassl"):]} and needs real Dassl, but the '
+                             f'engine is "{ENGINE}". Install Dassl (README.md, "Running on real Dassl") and run with '
+                             f'VIDEODG_ENGINE=dassl, or use this project\'s "Video{name[len("Dassl"):]}", which runs '
+                             "on both engines.")
         raise ValueError(f'Unknown trainer "{name}" (--trainer / TRAINER.NAME). Video trainers: '
                          f"{', '.join(video_trainers())}")
     trainer = TRAINER_REGISTRY.get(name)
@@ -29,7 +29,10 @@ def check_run_config(cfg) -> None:
         else None
     video_data = isinstance(dataset, type) and issubclass(dataset, VideoDGDataset)
     if video_data and not (isinstance(trainer, type) and issubclass(trainer, VideoDataMixin)):
+        counterparts = {f"Video{name}": f"this project's {name}", f"Dassl{name}": f"Dassl's {name} on clips"}
+        on_video = [f"{other} ({what})" for other, what in counterparts.items() if other in video_trainers()]
+        instead = (f"Use {' or '.join(on_video)}" if on_video else
+                   f"Use a video trainer: {', '.join(video_trainers())}")
         raise ValueError(f'Trainer "{name}" is one of Dassl\'s image trainers: it cannot read the video clips of '
-                         f"{cfg.DATASET.NAME}. Use a video trainer: {', '.join(video_trainers())} (Dassl's own "
-                         "DG methods on video: DasslCrossGrad, DasslDDAIG, DasslDAELDG, DasslDomainMix).")
+                         f"{cfg.DATASET.NAME}. {instead}.")
     check_source_domains(trainer, cfg)

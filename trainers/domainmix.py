@@ -1,4 +1,4 @@
-"""DomainMix (Dassl's DG trainer from "Dynamic Domain Generalization", Sun et al., IJCAI 2022) on clips.
+"""VideoDomainMix: DomainMix (Dassl's DG trainer from "Dynamic Domain Generalization", Sun et al., IJCAI 2022) on clips.
 
 Mixup between clips of a batch: one weight lam ~ Beta(ALPHA, BETA) per batch (lam = 1 when ALPHA <= 0),
 mixed = lam * x + (1 - lam) * x[partner], loss = lam * CE(out, y) + (1 - lam) * CE(out, y[partner]). Whole
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TrainerX, register_trainer
+from framework import TRAINER_REGISTRY, TrainerX
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 MIX_TYPES = ("random", "crossdomain")
@@ -20,10 +20,10 @@ MIX_TYPES = ("random", "crossdomain")
 
 @config_defaults
 def _domainmix_defaults(cfg) -> None:
-    cfg.TRAINER.DOMAINMIX = CN()  # Dassl's node and defaults (its own DomainMix reads the same keys)
-    cfg.TRAINER.DOMAINMIX.TYPE = "crossdomain"  # partners: random (any sources) or crossdomain (2+ sources)
-    cfg.TRAINER.DOMAINMIX.ALPHA = 1.0  # lam ~ Beta(ALPHA, BETA); ALPHA <= 0: no mixing
-    cfg.TRAINER.DOMAINMIX.BETA = 1.0
+    cfg.TRAINER.VIDEODOMAINMIX = CN()  # the keys and defaults of Dassl's TRAINER.DOMAINMIX (DasslDomainMix's)
+    cfg.TRAINER.VIDEODOMAINMIX.TYPE = "crossdomain"  # partners: random (any sources) or crossdomain (2+ sources)
+    cfg.TRAINER.VIDEODOMAINMIX.ALPHA = 1.0  # lam ~ Beta(ALPHA, BETA); ALPHA <= 0: no mixing
+    cfg.TRAINER.VIDEODOMAINMIX.BETA = 1.0
 
 
 def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
@@ -37,21 +37,27 @@ def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
     return partner
 
 
-@register_trainer
-class DomainMix(VideoDataMixin, TrainerX):
+def min_source_domains_for(mix_type: str) -> int:
+    """crossdomain pairs clips of different domains; random pairs any two clips."""
+    return 2 if mix_type == "crossdomain" else 1
+
+
+@TRAINER_REGISTRY.register()
+class VideoDomainMix(VideoDataMixin, TrainerX):
 
     @classmethod
     def required_source_domains(cls, cfg) -> int:
-        return 2 if cfg.TRAINER.DOMAINMIX.TYPE == "crossdomain" else 1
+        return min_source_domains_for(cfg.TRAINER.VIDEODOMAINMIX.TYPE)
 
     def check_cfg(self, cfg):
-        if cfg.TRAINER.DOMAINMIX.TYPE not in MIX_TYPES:
-            raise ValueError(f'TRAINER.DOMAINMIX.TYPE must be one of {MIX_TYPES}, got "{cfg.TRAINER.DOMAINMIX.TYPE}"')
+        if cfg.TRAINER.VIDEODOMAINMIX.TYPE not in MIX_TYPES:
+            raise ValueError(f"TRAINER.VIDEODOMAINMIX.TYPE must be one of {MIX_TYPES}, got "
+                             f'"{cfg.TRAINER.VIDEODOMAINMIX.TYPE}"')
         super().check_cfg(cfg)
 
     def mix(self, clips: torch.Tensor, label: torch.Tensor, domain: torch.Tensor):
         """(mixed clips, labels a, labels b, lam). Draw order: lam, then the random permutation."""
-        opts = self.cfg.TRAINER.DOMAINMIX
+        opts = self.cfg.TRAINER.VIDEODOMAINMIX
         if opts.ALPHA > 0:
             lam = torch.distributions.Beta(opts.ALPHA, opts.BETA).sample((1,)).to(clips.device)
         else:

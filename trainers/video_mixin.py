@@ -40,7 +40,7 @@ def check_source_domains(trainer_cls: type, cfg) -> None:
             f"{cfg.TRAINER.NAME} needs at least {need} source domains (it learns from the differences between "
             f"domains), but the run has {len(have)}: {have}. Name more with --source-domains (e.g. the "
             "leave-one-domain-out protocol: bash scripts/paper_tasks.sh BENCHMARK:lodo ...), or pick a "
-            "single-source method (VideoVanilla, APN, VideoADA, RSC, DomainMix with TYPE random).")
+            "single-source method (VideoVanilla, APN, VideoADA, VideoRSC, VideoDomainMix with TYPE random).")
 
 
 class VideoDataMixin(DataParallelMixin, CheckpointMixin):
@@ -110,7 +110,8 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
 
     def build_label_and_domain_nets(self) -> None:
         """self.F (K classes) and self.D (one output per source domain), both VideoNet, for the methods that
-        train a domain classifier beside the label classifier (CrossGrad, DDAIG)."""
+        train a domain classifier beside the label classifier (VideoCrossGrad, VideoDDAIG and their Dassl*
+        adapters)."""
         cfg = self.cfg
         print("Building F (label net)")
         self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, self.num_classes))
