@@ -72,7 +72,19 @@ def test_method_trains_one_epoch_and_reports(run, data_root, tmp_path):
 def test_a_single_source_stops_before_anything_is_written(trainer, opts, data_root, tmp_path):
     out = tmp_path / "out"
     args = train_args(data_root, str(out), trainer, ONE_SOURCE, f"configs/trainers/{trainer}/smallcnn_cpu.yaml", *opts)
-    with pytest.raises(ValueError, match=f"{trainer} needs at least 2 source domains.*has 1: \\['studio'\\]"):
+    with pytest.raises(ValueError, match=f"{trainer} needs at least 2 source domains.*has 1: \\['studio'\\]") as e:
+        train.main(args)
+    assert not out.exists()
+    offered = str(e.value).split("runs on one source domain: ")[1].rstrip(".").split(", ")
+    assert offered == ["APN", "VideoADA", "VideoRSC", "VideoVanilla"]  # from each trainer's requirements()
+
+
+def test_a_method_without_its_sampler_stops_before_anything_is_written(data_root, tmp_path):
+    out = tmp_path / "out"
+    args = train_args(data_root, str(out), "VideoDAELDG", TWO_SOURCES, "configs/trainers/VideoDAELDG/smallcnn_cpu.yaml",
+                      "DATALOADER.TRAIN_X.SAMPLER", "RandomSampler")
+    with pytest.raises(ValueError, match="VideoDAELDG needs DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler .one "
+                                         "expert per source domain.*the run has RandomSampler"):
         train.main(args)
     assert not out.exists()
 

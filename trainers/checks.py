@@ -1,7 +1,8 @@
 """Checks of a run's trainer/data pairing, made by train.py before anything is written to OUTPUT_DIR."""
 from framework import DATASET_REGISTRY, ENGINE, TRAINER_REGISTRY
 from trainers.dassl_dg import DASSL_ADAPTERS
-from trainers.video_mixin import VideoDataMixin, check_source_domains
+from trainers.requirements import check_requirements
+from trainers.video_mixin import VideoDataMixin
 
 
 def video_trainers() -> list:
@@ -12,7 +13,7 @@ def video_trainers() -> list:
 
 def check_run_config(cfg) -> None:
     """Raise ValueError saying what to change when the trainer is unknown, needs real Dassl, is an image trainer
-    on video data, or needs more source domains than the run names."""
+    on video data, or the run lacks what the trainer's requirements(cfg) ask (trainers/requirements.py)."""
     from datasets.base import VideoDGDataset  # here: datasets import the framework and register themselves
 
     name = cfg.TRAINER.NAME
@@ -35,4 +36,4 @@ def check_run_config(cfg) -> None:
                    f"Use a video trainer: {', '.join(video_trainers())}")
         raise ValueError(f'Trainer "{name}" is one of Dassl\'s image trainers: it cannot read the video clips of '
                          f"{cfg.DATASET.NAME}. {instead}.")
-    check_source_domains(trainer, cfg)
+    check_requirements(trainer, cfg)

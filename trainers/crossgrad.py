@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from defaults import CN, config_defaults
 from framework import TRAINER_REGISTRY, TrainerX
+from trainers.requirements import Requirements
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 
@@ -41,7 +42,10 @@ def input_gradient(net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @TRAINER_REGISTRY.register()
 class VideoCrossGrad(VideoDataMixin, TrainerX):
-    min_source_domains = 2
+
+    @classmethod
+    def requirements(cls, cfg) -> Requirements:
+        return Requirements(source_domains=2, why="its domain net D classifies the source domains")
 
     def build_model(self):
         self.build_label_and_domain_nets()

@@ -24,6 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 from defaults import CN, config_defaults
 from framework import TRAINER_REGISTRY, TrainerX
 from models.video_net import VideoNet
+from trainers.requirements import Requirements
 from trainers.video_mixin import VideoDataMixin, accuracy
 from video.transforms import build_video_transform
 
@@ -112,14 +113,11 @@ def build_feature_net_and_experts(trainer, experts: type) -> None:
 
 @TRAINER_REGISTRY.register()
 class VideoDAELDG(VideoDataMixin, TrainerX):
-    min_source_domains = 2
 
-    def check_cfg(self, cfg):
-        super().check_cfg(cfg)
-        if cfg.DATALOADER.TRAIN_X.SAMPLER != "RandomDomainSampler":
-            raise ValueError("VideoDAELDG trains each expert on its own domain's block of the batch: set "
-                             "DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler (configs/trainers/VideoDAELDG/*.yaml "
-                             "do)")
+    @classmethod
+    def requirements(cls, cfg) -> Requirements:
+        return Requirements(source_domains=2, sampler="RandomDomainSampler",
+                            why="one expert per source domain, each trained on its domain's block of the batch")
 
     def build_train_transform(self):
         return weak_and_strong_transforms(self.cfg, self.cfg.TRAINER.VIDEODAELDG)

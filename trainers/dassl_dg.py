@@ -21,7 +21,8 @@ from framework import ENGINE, TRAINER_REGISTRY
 from trainers.crossgrad import VideoCrossGrad
 from trainers.daeldg import VideoDAELDG, add_strong_view_keys, build_feature_net_and_experts, weak_and_strong_transforms
 from trainers.ddaig import VideoDDAIG, build_ddaig_networks
-from trainers.domainmix import min_source_domains_for
+from trainers.domainmix import mix_requirements
+from trainers.requirements import Requirements
 from trainers.video_mixin import VideoDataMixin
 
 # The adapters exist on real Dassl only; train.py says "needs real Dassl" for these names on the built-in engine.
@@ -43,7 +44,7 @@ if ENGINE == "dassl":
     class DasslCrossGrad(VideoDataMixin, _dassl("CrossGrad")):
         """Dassl's CrossGrad on clips; F and D are VideoNets."""
         dassl_node = "CROSSGRAD"
-        min_source_domains = VideoCrossGrad.min_source_domains
+        requirements = VideoCrossGrad.requirements
 
         def build_model(self):
             self.build_label_and_domain_nets()
@@ -52,7 +53,7 @@ if ENGINE == "dassl":
     class DasslDDAIG(VideoDataMixin, _dassl("DDAIG")):
         """Dassl's DDAIG on clips; F and D are VideoNets, G the generator named by TRAINER.DDAIG.G_ARCH."""
         dassl_node = "DDAIG"
-        min_source_domains = VideoDDAIG.min_source_domains
+        requirements = VideoDDAIG.requirements
 
         def build_model(self):
             build_ddaig_networks(self, self.cfg.TRAINER.DDAIG.G_ARCH)
@@ -61,7 +62,7 @@ if ENGINE == "dassl":
     class DasslDAELDG(VideoDataMixin, _dassl("DAELDG")):
         """Dassl's DAELDG on clips; F is a VideoNet without classifier, E Dassl's own experts."""
         dassl_node = "DAELDG"
-        min_source_domains = VideoDAELDG.min_source_domains
+        requirements = VideoDAELDG.requirements
 
         def build_train_transform(self):
             return weak_and_strong_transforms(self.cfg, self.cfg.TRAINER.DAELDG)
@@ -76,5 +77,5 @@ if ENGINE == "dassl":
         dassl_node = "DOMAINMIX"
 
         @classmethod
-        def required_source_domains(cls, cfg) -> int:
-            return min_source_domains_for(cfg.TRAINER.DOMAINMIX.TYPE)
+        def requirements(cls, cfg) -> Requirements:
+            return mix_requirements(cfg.TRAINER.DOMAINMIX.TYPE)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from defaults import CN, config_defaults
 from framework import NETWORK_REGISTRY, TRAINER_REGISTRY, TrainerX, build_network
+from trainers.requirements import Requirements
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 
@@ -79,7 +80,10 @@ def build_ddaig_networks(trainer, g_arch: str) -> None:
 
 @TRAINER_REGISTRY.register()
 class VideoDDAIG(VideoDataMixin, TrainerX):
-    min_source_domains = 2
+
+    @classmethod
+    def requirements(cls, cfg) -> Requirements:
+        return Requirements(source_domains=2, why="its domain net D classifies the source domains")
 
     def build_model(self):
         build_ddaig_networks(self, self.cfg.TRAINER.VIDEODDAIG.G_ARCH)

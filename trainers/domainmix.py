@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from defaults import CN, config_defaults
 from framework import TRAINER_REGISTRY, TrainerX
+from trainers.requirements import Requirements
 from trainers.video_mixin import VideoDataMixin, accuracy
 
 MIX_TYPES = ("random", "crossdomain")
@@ -37,17 +38,20 @@ def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
     return partner
 
 
-def min_source_domains_for(mix_type: str) -> int:
-    """crossdomain pairs clips of different domains; random pairs any two clips."""
-    return 2 if mix_type == "crossdomain" else 1
+def mix_requirements(mix_type: str) -> Requirements:
+    """What a run needs for TYPE mix_type (VideoDomainMix and DasslDomainMix)."""
+    if mix_type == "crossdomain":
+        return Requirements(source_domains=2, why="TYPE crossdomain pairs clips of different domains; TYPE random "
+                            "pairs any two clips and runs on one")
+    return Requirements()
 
 
 @TRAINER_REGISTRY.register()
 class VideoDomainMix(VideoDataMixin, TrainerX):
 
     @classmethod
-    def required_source_domains(cls, cfg) -> int:
-        return min_source_domains_for(cfg.TRAINER.VIDEODOMAINMIX.TYPE)
+    def requirements(cls, cfg) -> Requirements:
+        return mix_requirements(cfg.TRAINER.VIDEODOMAINMIX.TYPE)
 
     def check_cfg(self, cfg):
         if cfg.TRAINER.VIDEODOMAINMIX.TYPE not in MIX_TYPES:

@@ -21,6 +21,7 @@ from framework import build_lr_scheduler, build_optimizer
 from framework.distributed import is_main_process, main_process_first
 from models.video_net import VideoNet
 from trainers.distributed import DataParallelMixin
+from trainers.requirements import Requirements, check_requirements
 from trainers.results import collect_predictions, print_and_save, split_rows
 from video.loader import check_files, drop_skipped, tune_loader
 from video.transforms import build_video_transform
@@ -31,31 +32,15 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
     return (logits.argmax(1) == label).float().mean().item() * 100.0
 
 
-def check_source_domains(trainer_cls: type, cfg) -> None:
-    """Stop with what to do when the method needs more source domains than the run names."""
-    need = trainer_cls.required_source_domains(cfg) if hasattr(trainer_cls, "required_source_domains") else 1
-    have = list(cfg.DATASET.SOURCE_DOMAINS)
-    if len(have) < need:
-        raise ValueError(
-            f"{cfg.TRAINER.NAME} needs at least {need} source domains (it learns from the differences between "
-            f"domains), but the run has {len(have)}: {have}. Name more with --source-domains (e.g. the "
-            "leave-one-domain-out protocol: bash scripts/paper_tasks.sh BENCHMARK:lodo ...), or pick a "
-            "single-source method (VideoVanilla, APN, VideoADA, VideoRSC, VideoDomainMix with TYPE random).")
-
-
 class VideoDataMixin(DataParallelMixin, CheckpointMixin):
-    # Source domains the method needs; a trainer that classifies or indexes domains sets 2. train.py checks this
-    # (required_source_domains) before anything is written to OUTPUT_DIR.
-    min_source_domains = 1
-
     @classmethod
-    def required_source_domains(cls, cfg) -> int:
-        """How many source domains this method needs with this config (a mode may need more)."""
-        return cls.min_source_domains
+    def requirements(cls, cfg) -> Requirements:
+        """What this method needs from the run (trainers/requirements.py): here one source domain, any sampler."""
+        return Requirements()
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
-        check_source_domains(type(self), cfg)
+        check_requirements(type(self), cfg)
         if cfg.TEST.FINAL_MODEL == "best_val" and cfg.DATASET.VAL_RATIO <= 0:
             raise ValueError("TEST.FINAL_MODEL best_val needs a source validation split (DATASET.VAL_RATIO > 0); "
                              "without one Dassl would select the model on the target test set")
