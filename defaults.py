@@ -63,6 +63,11 @@ def extend_cfg(cfg: CN) -> None:
     cfg.MODEL.BACKBONE.DROPOUT = 0.8  # dropout on frame features (paper: 0.8)
     cfg.MODEL.BACKBONE.DROPOUT_BEFORE_FC = False  # paper: FC then Dropout; official code: Dropout then FC
     cfg.MODEL.BACKBONE.PARTIAL_BN = False  # freeze every BatchNorm but the first (TSN/TRN; official APN code: on)
+    # std of a normal init of the frame encoder's last FC layer (bias 0); 0 keeps PyTorch's default init.
+    # Official APN code: 0.001. A warm start (MODEL.INIT_WEIGHTS) overwrites it with the weights it holds.
+    cfg.MODEL.BACKBONE.FC_INIT_STD = 0.0
+    # The classifier h: one Linear layer (paper); True: ReLU, then Linear (official APN code). VideoNet builds it.
+    cfg.MODEL.CLASSIFIER_RELU = False
 
     # ------------------------------------------------------------------ training extras (all video trainers)
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)

@@ -13,28 +13,33 @@ import numpy as np
 
 from analysis.runs import Run, describe_groups, group_by_setting
 
-# Paper row name of a model, by the name of its head or backbone (backbone first: a 3D backbone such as
-# I3D is the model; a frame encoder is not listed, so the head decides). `with` is the ADA variant the
-# paper's "with ADA" column uses for that model (Table 1: ADA* for APN, ADA for the baselines).
-# Add a model with one line.
+
+class ModelRow(NamedTuple):
+    name: str  # the paper's row name
+    with_ada: str  # the variant of the paper's "with ADA" column for this model (Table 1: ADA* for APN)
+    # The model's own name for the classifier's input, which ADA's LEVELS also accepts as last_hidden: ADA
+    # (Volpi et al.'s, on the last hidden layer) is LEVELS last_hidden or this level alone.
+    classifier_input: str = "last_hidden"
+
+
+# The paper row of a model, by the name of its head or backbone (backbone first: a 3D backbone such as I3D is
+# the model; a frame encoder is not listed, so the head decides). Add a model with one line.
 MODEL_ROWS = OrderedDict([
-    # name in MODEL.HEAD.NAME / MODEL.BACKBONE.NAME: (paper row, variant of "with ADA")
-    ("tsn", ("TSN", "ADA")),
-    ("trn", ("TRN", "ADA")),
-    ("trn_attn", ("TRN-ATTN", "ADA")),
-    ("frame_resnet50_tsm", ("TSM", "ADA")),  # TSM, I3D and Non-local are backbones under the tsn head
-    ("frame_smallres_tsm", ("TSM", "ADA")),
-    ("i3d_resnet50", ("I3D", "ADA")),
-    ("i3d_resnet_small", ("I3D", "ADA")),
-    ("nonlocal_resnet50", ("Non-local", "ADA")),
-    ("nonlocal_resnet_small", ("Non-local", "ADA")),
-    ("apn_pyramid", ("APN", "ADA*")),
+    # name in MODEL.HEAD.NAME / MODEL.BACKBONE.NAME: its row
+    ("tsn", ModelRow("TSN", "ADA")),
+    ("trn", ModelRow("TRN", "ADA")),
+    ("trn_attn", ModelRow("TRN-ATTN", "ADA")),
+    ("frame_resnet50_tsm", ModelRow("TSM", "ADA")),  # TSM, I3D and Non-local are backbones under the tsn head
+    ("frame_smallres_tsm", ModelRow("TSM", "ADA")),
+    ("i3d_resnet50", ModelRow("I3D", "ADA")),
+    ("i3d_resnet_small", ModelRow("I3D", "ADA")),
+    ("nonlocal_resnet50", ModelRow("Non-local", "ADA")),
+    ("nonlocal_resnet_small", ModelRow("Non-local", "ADA")),
+    ("apn_pyramid", ModelRow("APN", "ADA*", classifier_input="III")),  # h reads R^III
 ])
 
 # Trainers that train without ADA whatever their config says (ERM).
 ERM_TRAINERS = ("VideoVanilla",)
-# A LEVELS value that means "ADA on the last hidden layer" (the image ADA of Volpi et al.); for APN that is R^III.
-LAST_HIDDEN_LEVELS = {"last_hidden": "ADA", "III": "ADA"}
 
 # Domain order of the paper's columns (U->H before H->U, ...); domains not listed follow alphabetically.
 DOMAIN_ORDER = ["ucf", "hmdb", "doing", "pretending", "left", "middle", "right", "camera1", "camera2", "camera3",
@@ -50,13 +55,13 @@ class RunKey(NamedTuple):
     task: str  # column, e.g. "ucf->hmdb" or "left->middle,right"
 
 
-def model_row(config: Dict) -> Tuple[str, str]:
-    """(paper row name, its "with ADA" variant) from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
+def model_row(config: Dict) -> ModelRow:
+    """The model's row from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
     backbone, head = config.get("MODEL.BACKBONE.NAME", ""), config.get("MODEL.HEAD.NAME", "")
     for name in (backbone, head):
         if name in MODEL_ROWS:
             return MODEL_ROWS[name]
-    return (head or backbone or "unknown", "ADA")
+    return ModelRow(head or backbone or "unknown", "ADA")
 
 
 def ada_variant(config: Dict) -> str:
@@ -70,7 +75,7 @@ def ada_variant(config: Dict) -> str:
     if not parts or parts == ["none"]:
         return "base"
     if len(parts) == 1:
-        return LAST_HIDDEN_LEVELS.get(parts[0], f"ADA[{parts[0]}]")
+        return "ADA" if parts[0] in ("last_hidden", model_row(config).classifier_input) else f"ADA[{parts[0]}]"
     return "ADA*"
 
 
@@ -85,7 +90,7 @@ def describe_run(run: Run) -> RunKey:
     variant = ada_variant(config)
     if config.get("MODEL.BACKBONE.MIXSTYLE.LAYERS"):  # MixStyle, a frame-encoder option of any trainer: own row
         variant = "MixStyle" if variant == "base" else f"{variant} + MixStyle"
-    return RunKey(model_row(config)[0], variant, task_name(config))
+    return RunKey(model_row(config).name, variant, task_name(config))
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -224,14 +229,14 @@ def average_cell(cells: Sequence[Optional[Cell]]) -> Optional[Cell]:
 
 
 def _model_order() -> List[str]:
-    return list(OrderedDict.fromkeys(row for row, _ in MODEL_ROWS.values()))
+    return list(OrderedDict.fromkeys(row.name for row in MODEL_ROWS.values()))
 
 
 def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
     """Tables 1/3/4/5: one row per model, per task "without / with ADA" + arrow, and the average."""
     tasks = task_order(k.task for k in grid.cells)
     models = ordered((k.model for k in grid.cells), _model_order())
-    with_variant = {row: variant for row, variant in MODEL_ROWS.values()}
+    with_variant = {row.name: row.with_ada for row in MODEL_ROWS.values()}
     headers = ["model", *task_labels(tasks), "average"]
     rows = []
     for model in models:
