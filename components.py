@@ -10,6 +10,7 @@ files), so that `train.py --help` answers at once.
 import ast
 import importlib
 import pkgutil
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -28,8 +29,14 @@ def import_submodules(package_name: str, package_path) -> None:
 
 
 def register_all() -> None:
+    """Import (so register) every dataset, model and trainer; call once at the start of an entry point."""
     for name in PACKAGES:
         importlib.import_module(name)
+
+
+def registered() -> bool:
+    """Whether register_all has imported the packages."""
+    return all(name in sys.modules for name in PACKAGES)
 
 
 def _registered_in(path: Path) -> Dict[str, List[str]]:

@@ -11,8 +11,9 @@ component (trainer, head, backbone, dataset) declares its own keys next to its c
         cfg.TRAINER.MYMETHOD = CN()
         cfg.TRAINER.MYMETHOD.WEIGHT = 1.0  # what it does
 
-`extend_cfg` registers every component (components.register_all) and then runs each declaration. One key per
-line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the default
+`extend_cfg` runs the declarations of the components imported so far, so an entry point (train.py, ensemble.py,
+a tool that builds models) calls `components.register_all()` first; a key of a component that was not imported
+is then unknown to yacs, which merge_config_file says. One key per line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the default
 follows the paper and the comment names the official setting.
 """
 import os.path as osp
@@ -20,6 +21,8 @@ from typing import Callable, List
 
 import yaml
 from yacs.config import CfgNode as CN
+
+import components
 
 ConfigDefaults = Callable[[CN], None]
 _COMPONENT_DEFAULTS: List[ConfigDefaults] = []
@@ -78,10 +81,7 @@ def extend_cfg(cfg: CN) -> None:
     cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures
 
     # ------------------------------------------------------------------ each component's own keys
-    import components  # here, not at the top: components import this module for `config_defaults`
-
-    components.register_all()
-    for declare in _COMPONENT_DEFAULTS:
+    for declare in _COMPONENT_DEFAULTS:  # those of the imported components (components.register_all)
         declare(cfg)
 
 
@@ -119,4 +119,10 @@ def read_config_file(path: str, _seen: tuple = ()) -> dict:
 def merge_config_file(cfg: CN, path: str) -> None:
     """cfg.merge_from_file for files that may use `_BASE_`; unknown keys and wrong types are refused as by
     yacs (the error names the key)."""
-    cfg.merge_from_other_cfg(CN(read_config_file(path)))
+    try:
+        cfg.merge_from_other_cfg(CN(read_config_file(path)))
+    except KeyError as e:
+        if not components.registered():
+            raise KeyError(f"{e.args[0]} (in {path}). No component is registered yet: call "
+                           "components.register_all() before extend_cfg, as train.py does") from None
+        raise

@@ -29,13 +29,13 @@ Factory = TypeVar("Factory", bound=Callable)
 def reads_config(node: str) -> Callable[[Factory], Factory]:
     """Decorator for a backbone/head factory: pass it the keys of cfg.MODEL.<node> as keywords."""
     def mark(factory: Factory) -> Factory:
-        factory.config_node = node
+        factory.model_node = node
         return factory
     return mark
 
 
 def _node_options(cfg, registry, name: str) -> dict:
-    node = getattr(registry.get(name), "config_node", None)
+    node = getattr(registry.get(name), "model_node", None)
     if node is None:
         return {}
     if node not in cfg.MODEL:

@@ -76,7 +76,9 @@ def test_a_single_source_stops_before_anything_is_written(trainer, opts, data_ro
         train.main(args)
     assert not out.exists()
     offered = str(e.value).split("runs on one source domain: ")[1].rstrip(".").split(", ")
-    assert offered == ["APN", "VideoADA", "VideoRSC", "VideoVanilla"]  # from each trainer's requirements()
+    # from each registered trainer's requirements() (a test may have registered one more, e.g. the README's)
+    assert {"APN", "VideoADA", "VideoRSC", "VideoVanilla"} <= set(offered)
+    assert not {"VideoCrossGrad", "VideoDDAIG", "VideoDAELDG", "VideoDomainMix"} & set(offered)
 
 
 def test_a_method_without_its_sampler_stops_before_anything_is_written(data_root, tmp_path):

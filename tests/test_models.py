@@ -5,14 +5,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-import models.backbones.frame_encoders  # noqa: F401  (registers the backbones)
-import models.heads.apn_pyramid  # noqa: F401
-import models.heads.tsn  # noqa: F401
+import components
 from defaults import extend_cfg
 from framework import build_backbone, build_head, get_cfg_default
 from models.attention import AttentionBlock, MultiHeadAttention
 from models.heads.apn_pyramid import RelationalFeaturePyramid
 from models.video_net import VideoNet
+
+components.register_all()
 
 
 @pytest.mark.parametrize("lq,lk", [(5, 2), (5, 5), (3, 4)])
@@ -114,8 +114,6 @@ def test_the_level_the_tables_call_a_models_classifier_input_is_what_h_reads(hea
     """analysis/tables.py names ADA on a model's classifier input by that level (apn_pyramid: III)."""
     from analysis.tables import MODEL_ROWS
 
-    import models.heads.trn  # noqa: F401
-    import models.heads.trn_attn  # noqa: F401
     head = build_head(head_name, verbose=False, in_features=8, num_segments=4).eval()
     frames = torch.randn(3, 4, 8)
     levels = head.forward_levels(frames)
@@ -223,7 +221,7 @@ def test_unknown_backbone_or_head_lists_valid_names():
 
 def test_a_one_class_model_is_named_at_the_end_of_a_run(capsys):
     import numpy as np
-    from trainers.video_mixin import warn_if_one_class
+    from trainers.results import warn_if_one_class
     labels = np.array([0, 1, 2, 1])
     warn_if_one_class(np.eye(3)[[2, 2, 2, 2]], labels)
     assert "predicts class 2 for every target clip" in capsys.readouterr().out

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
-from trainers.video_mixin import VideoDataMixin
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer
 
 Tensors = Dict[str, torch.Tensor]
 
@@ -112,26 +112,31 @@ def batch_accuracy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 
 @TRAINER_REGISTRY.register()
-class VideoADA(VideoDataMixin, TrainerX):
-    config_node = "VIDEOADA"  # APN (trainers/apn.py) is this procedure with its own node
+class VideoADA(VideoTrainer):
+
+    @classmethod
+    def node_name(cls) -> str:
+        """The node of this trainer's settings, TRAINER.<class name>: VIDEOADA; APN (trainers/apn.py), this
+        procedure under another name, reads TRAINER.APN."""
+        return cls.__name__.upper()
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
-        node = cfg.TRAINER[self.config_node]
+        node = cfg.TRAINER[self.node_name()]
         parse_levels(node.LEVELS)
         for key, choices in CHOICES.items():
             if node[key] not in choices:
-                raise ValueError(f"TRAINER.{self.config_node}.{key} must be one of {choices}, got {node[key]!r}")
+                raise ValueError(f"TRAINER.{self.node_name()}.{key} must be one of {choices}, got {node[key]!r}")
         if node.T_MAX < 1:
-            raise ValueError(f"TRAINER.{self.config_node}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
+            raise ValueError(f"TRAINER.{self.node_name()}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        node = cfg.TRAINER[self.config_node]
+        node = cfg.TRAINER[self.node_name()]
         try:
             self.levels = parse_levels(node.LEVELS, self.model.levels)
         except ValueError as e:
-            raise ValueError(f"TRAINER.{self.config_node}.{e} (head {cfg.MODEL.HEAD.NAME!r}; II, III and global "
+            raise ValueError(f"TRAINER.{self.node_name()}.{e} (head {cfg.MODEL.HEAD.NAME!r}; II, III and global "
                              "need MODEL.HEAD.NAME apn_pyramid)") from None
         self.t_max = node.T_MAX
         self.eta = node.ETA

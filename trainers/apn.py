@@ -18,4 +18,4 @@ def _apn_defaults(cfg) -> None:
 
 @TRAINER_REGISTRY.register()
 class APN(VideoADA):
-    config_node = "APN"
+    """VideoADA reading TRAINER.APN (node_name)."""

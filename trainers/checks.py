@@ -2,13 +2,13 @@
 from framework import DATASET_REGISTRY, ENGINE, TRAINER_REGISTRY
 from trainers.dassl_dg import DASSL_ADAPTERS
 from trainers.requirements import check_requirements
-from trainers.video_mixin import VideoDataMixin
+from trainers.video_trainer import VideoTrainerMixin
 
 
 def video_trainers() -> list:
     return sorted(name for name in TRAINER_REGISTRY.registered_names()
                   if isinstance(TRAINER_REGISTRY.get(name), type) and issubclass(TRAINER_REGISTRY.get(name),
-                                                                                 VideoDataMixin))
+                                                                                 VideoTrainerMixin))
 
 
 def check_run_config(cfg) -> None:
@@ -29,7 +29,7 @@ def check_run_config(cfg) -> None:
     dataset = DATASET_REGISTRY.get(cfg.DATASET.NAME) if cfg.DATASET.NAME in DATASET_REGISTRY.registered_names() \
         else None
     video_data = isinstance(dataset, type) and issubclass(dataset, VideoDGDataset)
-    if video_data and not (isinstance(trainer, type) and issubclass(trainer, VideoDataMixin)):
+    if video_data and not (isinstance(trainer, type) and issubclass(trainer, VideoTrainerMixin)):
         counterparts = {f"Video{name}": f"this project's {name}", f"Dassl{name}": f"Dassl's {name} on clips"}
         on_video = [f"{other} ({what})" for other, what in counterparts.items() if other in video_trainers()]
         instead = (f"Use {' or '.join(on_video)}" if on_video else

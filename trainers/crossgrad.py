@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
+from framework import TRAINER_REGISTRY
 from trainers.requirements import Requirements
-from trainers.video_mixin import VideoDataMixin, accuracy
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @config_defaults
@@ -41,7 +41,7 @@ def input_gradient(net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @TRAINER_REGISTRY.register()
-class VideoCrossGrad(VideoDataMixin, TrainerX):
+class VideoCrossGrad(VideoTrainer):
 
     @classmethod
     def requirements(cls, cfg) -> Requirements:
@@ -72,9 +72,7 @@ class VideoCrossGrad(VideoDataMixin, TrainerX):
             loss_d = (1 - opts.ALPHA_D) * F.cross_entropy(self.D(clips), domain) + \
                 opts.ALPHA_D * F.cross_entropy(self.D(clips_l), domain)
         self.model_backward_and_update(loss_d, "D")
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss_f": loss_f.item(), "loss_d": loss_d.item(), "acc": accuracy(logits, label)}
+        return self.end_of_step(loss_f=loss_f, loss_d=loss_d, acc=accuracy(logits, label))
 
     def model_inference(self, input):
         with self.autocast():

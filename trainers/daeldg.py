@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
-from models.video_net import VideoNet
+from framework import TRAINER_REGISTRY
 from trainers.requirements import Requirements
-from trainers.video_mixin import VideoDataMixin, accuracy
+from trainers.video_trainer import VideoTrainer, accuracy
 from video.transforms import build_video_transform
 
 STRONG_CHOICES = ("colorjitter", "randomgrayscale", "gaussian_noise")
@@ -103,16 +102,15 @@ class DomainExperts(nn.Module):
 def build_feature_net_and_experts(trainer, experts: type) -> None:
     """trainer.F (a VideoNet without classifier) and trainer.E = experts(domains, F's width, classes), each with
     its optimiser (VideoDAELDG: DomainExperts; DasslDAELDG: Dassl's experts)."""
-    cfg = trainer.cfg
     print("Building F (shared feature net)")
-    trainer.F = trainer.register_video_model("F", VideoNet(cfg, cfg.MODEL, 0))
+    trainer.F = trainer.register_video_model("F", trainer.video_net(0))
     print(f"Building E ({trainer.num_source_domains} domain experts)")
     trainer.E = trainer.register_video_model("E", experts(trainer.num_source_domains, trainer.F.fdim,
                                                           trainer.num_classes))
 
 
 @TRAINER_REGISTRY.register()
-class VideoDAELDG(VideoDataMixin, TrainerX):
+class VideoDAELDG(VideoTrainer):
 
     @classmethod
     def requirements(cls, cfg) -> Requirements:
@@ -146,9 +144,7 @@ class VideoDAELDG(VideoDataMixin, TrainerX):
                 loss_cr = loss_cr + (consensus - target).pow(2).sum(dim=1).mean()
             loss_x, loss_cr = loss_x / len(present), loss_cr / len(present)
         self.model_backward_and_update(loss_x + loss_cr)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss_x": loss_x.item(), "acc": acc / len(present), "loss_cr": loss_cr.item()}
+        return self.end_of_step(loss_x=loss_x, acc=acc / len(present), loss_cr=loss_cr)
 
     def model_inference(self, input):
         """log of the experts' mean probability (the results table applies softmax, which gives it back)."""

@@ -4,7 +4,7 @@ Dassl's CrossGrad, DDAIG, DAELDG and DomainMix keep their names and stay image t
 `--trainer CrossGrad` is Dassl's. This project's versions, written from the papers, are VideoCrossGrad,
 VideoDDAIG, VideoDAELDG and VideoDomainMix and run on both engines. The adapters below keep Dassl's algorithms
 runnable on video for comparison (tests/test_dg_parity.py checks that both compute the same loss terms on one
-batch). Each is `class Dassl<X>(VideoDataMixin, <Dassl's X>)`: Dassl's forward_backward unchanged, this project's
+batch). Each is `class Dassl<X>(VideoTrainerMixin, <Dassl's X>)`: Dassl's forward_backward unchanged, this project's
 loaders, clip transforms and results table, and a build_model of its own that builds the networks Dassl's code
 uses, under the same attribute and model names, as VideoNet with this project's optimiser and scheduler
 builders (Dassl's warmup scheduler breaks on current PyTorch). Nothing of Dassl's modules is changed.
@@ -23,7 +23,7 @@ from trainers.daeldg import VideoDAELDG, add_strong_view_keys, build_feature_net
 from trainers.ddaig import VideoDDAIG, build_ddaig_networks
 from trainers.domainmix import mix_requirements
 from trainers.requirements import Requirements
-from trainers.video_mixin import VideoDataMixin
+from trainers.video_trainer import VideoTrainerMixin
 
 # The adapters exist on real Dassl only; train.py says "needs real Dassl" for these names on the built-in engine.
 DASSL_ADAPTERS = ("DasslCrossGrad", "DasslDDAIG", "DasslDAELDG", "DasslDomainMix")
@@ -41,7 +41,7 @@ if ENGINE == "dassl":
     _dassl = TRAINER_REGISTRY.get  # Dassl's own trainers, registered by `import dassl.engine`
 
     @TRAINER_REGISTRY.register()
-    class DasslCrossGrad(VideoDataMixin, _dassl("CrossGrad")):
+    class DasslCrossGrad(VideoTrainerMixin, _dassl("CrossGrad")):
         """Dassl's CrossGrad on clips; F and D are VideoNets."""
         dassl_node = "CROSSGRAD"
         requirements = VideoCrossGrad.requirements
@@ -50,7 +50,7 @@ if ENGINE == "dassl":
             self.build_label_and_domain_nets()
 
     @TRAINER_REGISTRY.register()
-    class DasslDDAIG(VideoDataMixin, _dassl("DDAIG")):
+    class DasslDDAIG(VideoTrainerMixin, _dassl("DDAIG")):
         """Dassl's DDAIG on clips; F and D are VideoNets, G the generator named by TRAINER.DDAIG.G_ARCH."""
         dassl_node = "DDAIG"
         requirements = VideoDDAIG.requirements
@@ -59,7 +59,7 @@ if ENGINE == "dassl":
             build_ddaig_networks(self, self.cfg.TRAINER.DDAIG.G_ARCH)
 
     @TRAINER_REGISTRY.register()
-    class DasslDAELDG(VideoDataMixin, _dassl("DAELDG")):
+    class DasslDAELDG(VideoTrainerMixin, _dassl("DAELDG")):
         """Dassl's DAELDG on clips; F is a VideoNet without classifier, E Dassl's own experts."""
         dassl_node = "DAELDG"
         requirements = VideoDAELDG.requirements
@@ -72,8 +72,8 @@ if ENGINE == "dassl":
             build_feature_net_and_experts(self, sys.modules[_dassl("DAELDG").__module__].Experts)
 
     @TRAINER_REGISTRY.register()
-    class DasslDomainMix(VideoDataMixin, _dassl("DomainMix")):
-        """Dassl's DomainMix on clips; its one network is VideoDataMixin's `model`."""
+    class DasslDomainMix(VideoTrainerMixin, _dassl("DomainMix")):
+        """Dassl's DomainMix on clips; its one network is VideoNetMixin's `model`."""
         dassl_node = "DOMAINMIX"
 
         @classmethod

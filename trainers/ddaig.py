@@ -20,9 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import NETWORK_REGISTRY, TRAINER_REGISTRY, TrainerX, build_network
+from framework import NETWORK_REGISTRY, TRAINER_REGISTRY, build_network
 from trainers.requirements import Requirements
-from trainers.video_mixin import VideoDataMixin, accuracy
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @config_defaults
@@ -79,7 +79,7 @@ def build_ddaig_networks(trainer, g_arch: str) -> None:
 
 
 @TRAINER_REGISTRY.register()
-class VideoDDAIG(VideoDataMixin, TrainerX):
+class VideoDDAIG(VideoTrainer):
 
     @classmethod
     def requirements(cls, cfg) -> Requirements:
@@ -113,10 +113,7 @@ class VideoDDAIG(VideoDataMixin, TrainerX):
         with self.autocast():
             loss_d = F.cross_entropy(self.D(clips), domain)
         self.model_backward_and_update(loss_d, "D")
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss_g": loss_g.item(), "loss_f": loss_f.item(), "loss_d": loss_d.item(),
-                "acc": accuracy(logits, label)}
+        return self.end_of_step(loss_g=loss_g, loss_f=loss_f, loss_d=loss_d, acc=accuracy(logits, label))
 
     def model_inference(self, input):
         with self.autocast():

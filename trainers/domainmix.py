@@ -8,13 +8,15 @@ TYPE random: partners are a random permutation of the batch (works with one sour
 TYPE crossdomain: each clip's partner is drawn uniformly among the clips of the batch from other domains
 (needs 2+ source domains; a batch that happens to hold one domain falls back to random pairing).
 """
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
+from framework import TRAINER_REGISTRY
 from trainers.requirements import Requirements
-from trainers.video_mixin import VideoDataMixin, accuracy
+from trainers.video_trainer import VideoTrainer, accuracy
 
 MIX_TYPES = ("random", "crossdomain")
 
@@ -38,6 +40,19 @@ def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
     return partner
 
 
+class Mixup(NamedTuple):
+    """A mixed minibatch: clips lam * x + (1 - lam) * x[partner], whose target is the same mix of y, y[partner]."""
+    clips: torch.Tensor
+    partner: torch.Tensor  # (B,) each clip's partner in the batch
+    lam: torch.Tensor  # (1,) the mixing weight
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """lam * CE(logits, y) + (1 - lam) * CE(logits, y[partner]), a scalar."""
+        partner_label = label[self.partner]
+        return (self.lam * F.cross_entropy(logits, label) + (1 - self.lam) * F.cross_entropy(logits, partner_label)
+                ).squeeze()
+
+
 def mix_requirements(mix_type: str) -> Requirements:
     """What a run needs for TYPE mix_type (VideoDomainMix and DasslDomainMix)."""
     if mix_type == "crossdomain":
@@ -47,7 +62,7 @@ def mix_requirements(mix_type: str) -> Requirements:
 
 
 @TRAINER_REGISTRY.register()
-class VideoDomainMix(VideoDataMixin, TrainerX):
+class VideoDomainMix(VideoTrainer):
 
     @classmethod
     def requirements(cls, cfg) -> Requirements:
@@ -59,8 +74,8 @@ class VideoDomainMix(VideoDataMixin, TrainerX):
                              f'"{cfg.TRAINER.VIDEODOMAINMIX.TYPE}"')
         super().check_cfg(cfg)
 
-    def mix(self, clips: torch.Tensor, label: torch.Tensor, domain: torch.Tensor):
-        """(mixed clips, labels a, labels b, lam). Draw order: lam, then the random permutation."""
+    def mix(self, clips: torch.Tensor, domain: torch.Tensor) -> "Mixup":
+        """The minibatch's mix. Draw order: lam, then the random permutation (as Dassl's DomainMix)."""
         opts = self.cfg.TRAINER.VIDEODOMAINMIX
         if opts.ALPHA > 0:
             lam = torch.distributions.Beta(opts.ALPHA, opts.BETA).sample((1,)).to(clips.device)
@@ -69,16 +84,13 @@ class VideoDomainMix(VideoDataMixin, TrainerX):
         partner = torch.randperm(len(clips), device=clips.device)
         if opts.TYPE == "crossdomain" and len(torch.unique(domain)) > 1:
             partner = cross_domain_partners(domain)
-        return lam * clips + (1 - lam) * clips[partner], label, label[partner], lam
+        return Mixup(lam * clips + (1 - lam) * clips[partner], partner, lam)
 
     def forward_backward(self, batch):
         clips, label, domain = self.parse_batch_train(batch)
-        mixed, label_a, label_b, lam = self.mix(clips, label, domain)
+        mixup = self.mix(clips, domain)
         with self.autocast():
-            logits = self.model(mixed)
-            loss = lam * F.cross_entropy(logits, label_a) + (1 - lam) * F.cross_entropy(logits, label_b)
-        loss = loss.squeeze()
+            logits = self.model(mixup.clips)
+            loss = mixup.loss(logits, label)
         self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": accuracy(logits, label_a)}
+        return self.end_of_step(loss=loss, acc=accuracy(logits, label))

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @config_defaults
@@ -50,7 +50,7 @@ def challenge_mask(model, frames: torch.Tensor, label: torch.Tensor, drop: float
 
 
 @TRAINER_REGISTRY.register()
-class VideoRSC(VideoDataMixin, TrainerX):
+class VideoRSC(VideoTrainer):
 
     def forward_backward(self, batch):
         opts = self.cfg.TRAINER.VIDEORSC
@@ -61,6 +61,4 @@ class VideoRSC(VideoDataMixin, TrainerX):
             logits = self.model.logits_from_frame_features(frames * mask)
             loss = F.cross_entropy(logits, label)
         self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": accuracy(logits, label), "muted": 1 - mask.mean().item()}
+        return self.end_of_step(loss=loss, acc=accuracy(logits, label), muted=1 - mask.mean().item())
