@@ -5,6 +5,7 @@
 tasks, each cell "without / with ADA" with an arrow) and `variants_table` as Table 2 (rows = model + ADA
 variant). What a run is (model row, ADA variant, task) is read from its config.yaml (`describe_run`).
 """
+import functools
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -41,9 +42,6 @@ MODEL_ROWS = OrderedDict([
 # Trainers that train without ADA whatever their config says (ERM).
 ERM_TRAINERS = ("VideoVanilla",)
 
-# Domain order of the paper's columns (U->H before H->U, ...); domains not listed follow alphabetically.
-DOMAIN_ORDER = ["ucf", "hmdb", "doing", "pretending", "left", "middle", "right", "camera1", "camera2", "camera3",
-                "studio", "street", "sketch", "glimpse"]
 
 MISSING = "missing"
 UP, DOWN = "\u2191", "\u2193"
@@ -200,11 +198,24 @@ def ordered(items, order: Sequence[str]) -> List[str]:
     return [o for o in order if o in items] + sorted(i for i in items if i not in order)
 
 
+@functools.lru_cache(maxsize=1)
+def domain_order() -> List[str]:
+    """Every benchmark's domains in the order of the paper's columns (U->H before H->U, ...): the `domains` of
+    each dataset class (datasets/), the one place that lists them."""
+    import datasets  # noqa: F401  (registers the dataset classes: imported only when a table is ordered)
+    from framework import DATASET_REGISTRY
+
+    classes = [DATASET_REGISTRY.get(name) for name in DATASET_REGISTRY.registered_names()]
+    return [d for cls in classes for d in getattr(cls, "domains", [])]
+
+
 def task_order(tasks) -> List[str]:
+    """Tasks in the order of their domains (domain_order); unknown domains last, then by name."""
+    order = domain_order()
+
     def key(task: str):
         source, targets = task.split("->")
-        return [DOMAIN_ORDER.index(d) if d in DOMAIN_ORDER else len(DOMAIN_ORDER) for d in
-                [source, *targets.split(",")]], task
+        return [order.index(d) if d in order else len(order) for d in [source, *targets.split(",")]], task
     return sorted(dict.fromkeys(tasks), key=key)
 
 
