@@ -3,7 +3,7 @@
     python train.py --root data --trainer APN --source-domains studio --target-domains street sketch glimpse \
         --dataset-config-file configs/datasets/synthetic_dg.yaml --config-file configs/trainers/APN/smallcnn_cpu.yaml \
         --output-dir output/synthetic/APN/seed1 --seed 1 [KEY VALUE ...]
-    torchrun --nproc_per_node N train.py ...   (data parallel on N processes: README "Several GPUs")
+    torchrun --nproc_per_node N train.py ...   (data parallel on N processes: docs/multi_gpu.md)
 
 Config order: Dassl defaults, extend_cfg (defaults.py and each component's own keys), dataset YAML, trainer
 YAML (each with its `_BASE_` files first), flags, trailing KEY VALUE pairs; later wins. The merged config is
@@ -59,8 +59,10 @@ def default_cfg():
 def setup_cfg(args):
     from defaults import merge_config_file
     from framework import clean_cfg
+    from input_checks import move_pairs_out_of_domain_lists
 
     cfg = default_cfg()
+    move_pairs_out_of_domain_lists(args, cfg)  # `--target-domains a b KEY VALUE`: the pairs are pairs
     saved = osp.join(args.model_dir, "config.yaml") if args.eval_only and args.model_dir else ""
     if saved and osp.isfile(saved):  # --eval-only starts from the evaluated run's own config
         merge_config_file(cfg, saved)
@@ -119,7 +121,7 @@ def main(args) -> None:
     from framework.distributed import get_rank, init_from_env, is_main_process, quiet_unless_main, shutdown
 
     cfg = setup_cfg(args)
-    # torchrun (README "Several GPUs"): join the process group; rank 0 alone prints, logs and writes files
+    # torchrun (docs/multi_gpu.md): join the process group; rank 0 alone prints, logs and writes files
     init_from_env(cfg.USE_CUDA)
     quiet_unless_main()
     try:
@@ -134,8 +136,10 @@ def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
     from framework import OutputDirInUse, claim_output_dir
 
+    from input_checks import check_run_inputs
     from trainers.checks import check_run_config
     check_run_config(cfg)  # a wrong trainer/data pairing stops here, before OUTPUT_DIR is touched
+    check_run_inputs(args, cfg)  # and so do settings that cannot train and --eval-only without a checkpoint
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED + rank)  # one seed per rank; the model starts from rank 0's weights

@@ -37,10 +37,11 @@ MODEL_ROWS = OrderedDict([
     ("nonlocal_resnet50", ModelRow("Non-local", "ADA")),
     ("nonlocal_resnet_small", ModelRow("Non-local", "ADA")),
     ("apn_pyramid", ModelRow("APN", "ADA*", classifier_input="III")),  # h reads R^III
+    ("stdn", ModelRow("STDN", "ADA")),  # Lin et al. 2023: without = the STDN trainer; with ADA = VideoADA on the head
 ])
 
-# Trainers that train without ADA whatever their config says (ERM).
-ERM_TRAINERS = ("VideoVanilla",)
+# Trainers that train without ADA whatever their config says (ERM; STDN: its own losses, no ADA).
+ERM_TRAINERS = ("VideoVanilla", "STDN")
 
 
 MISSING = "missing"
@@ -199,24 +200,27 @@ def ordered(items, order: Sequence[str]) -> List[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def domain_order() -> List[str]:
-    """Every benchmark's domains in the order of the paper's columns (U->H before H->U, ...): the `domains` of
+def benchmark_domains() -> List[List[str]]:
+    """Each benchmark's domains in the order of the paper's columns (U->H before H->U, ...): the `domains` of
     each dataset class (datasets/), the one place that lists them."""
     import datasets  # noqa: F401  (registers the dataset classes: imported only when a table is ordered)
     from framework import DATASET_REGISTRY
 
     classes = [DATASET_REGISTRY.get(name) for name in DATASET_REGISTRY.registered_names()]
-    return [d for cls in classes for d in getattr(cls, "domains", [])]
+    return [list(cls.domains) for cls in classes if getattr(cls, "domains", None)]
 
 
 def task_order(tasks) -> List[str]:
-    """Tasks in the order of their domains (domain_order); unknown domains last, then by name."""
-    order = domain_order()
+    """Tasks in the order of their benchmark's domains (the first dataset class that has every domain of the
+    tasks); unknown domains last, then by name."""
+    tasks = list(dict.fromkeys(tasks))
+    used = {d for task in tasks for d in task.replace("->", ",").split(",")}
+    order = next((domains for domains in benchmark_domains() if used <= set(domains)), [])
 
     def key(task: str):
         source, targets = task.split("->")
         return [order.index(d) if d in order else len(order) for d in [source, *targets.split(",")]], task
-    return sorted(dict.fromkeys(tasks), key=key)
+    return sorted(tasks, key=key)
 
 
 def task_labels(tasks: Sequence[str]) -> List[str]:

@@ -1,7 +1,8 @@
 """The tasks of a benchmark, one per line as SOURCES:TARGETS (domains space-separated), from its dataset class.
 
-    python scripts/benchmark_tasks.py ucf_hmdb            # the single-source tasks: ucf:hmdb, hmdb:ucf
+    python scripts/benchmark_tasks.py ucf_hmdb            # its reported tasks (single source): ucf:hmdb, hmdb:ucf
     python scripts/benchmark_tasks.py pku_mmd lodo        # leave-one-domain-out: middle right:left, ...
+    python scripts/benchmark_tasks.py pacs                # image DG sets are reported leave-one-domain-out
 
 BENCHMARK names configs/datasets/BENCHMARK.yaml, whose DATASET.NAME is the dataset class; its `tasks` (and
 `domains`, datasets/base.py) are the one list of a benchmark's tasks, read by scripts/paper_tasks.sh.
@@ -21,7 +22,7 @@ def benchmarks() -> List[str]:
     return sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(osp.join(REPO, "configs", "datasets", "*.yaml")))
 
 
-def task_lines(benchmark: str, protocol: str = "single") -> List[str]:
+def task_lines(benchmark: str, protocol: str = "") -> List[str]:
     path = osp.join(REPO, "configs", "datasets", f"{benchmark}.yaml")
     if not osp.isfile(path):
         raise ValueError(f"Unknown benchmark '{benchmark}': use one of {', '.join(benchmarks())} "
