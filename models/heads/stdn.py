@@ -116,11 +116,11 @@ class ScaleGate(nn.Module):
 
     def __init__(self, features: int, hidden: int):
         super().__init__()
-        self.gate = nn.Sequential(nn.Linear(features, hidden, bias=False), nn.ReLU(),
-                                  nn.Linear(hidden, features, bias=False), nn.Sigmoid())
+        self.w1 = nn.Linear(features, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, features, bias=False)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return v * self.gate(v)
+        return v * torch.sigmoid(self.w2(torch.relu(self.w1(v))))
 
 
 class STDNParts(NamedTuple):
