@@ -32,7 +32,8 @@ def task_lines(benchmark: str, protocol: str = "") -> List[str]:
     import datasets  # noqa: F401  (registers the dataset classes)
     from framework import DATASET_REGISTRY
 
-    return [f"{' '.join(sources)}:{' '.join(targets)}" for sources, targets in DATASET_REGISTRY.get(name).tasks(protocol)]
+    tasks = DATASET_REGISTRY.get(name).tasks(protocol)
+    return [f"{' '.join(sources)}:{' '.join(targets)}" for sources, targets in tasks]
 
 
 def main(argv: List[str]) -> int:

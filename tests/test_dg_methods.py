@@ -1,6 +1,7 @@
-"""The DG trainers written here (VideoCrossGrad, VideoDDAIG, VideoDAELDG, VideoDomainMix, VideoRSC) and MixStyle, through train.py on the
-engine this process runs (built-in by default; real Dassl with VIDEODG_ENGINE=dassl under Dassl's venv), plus
-the early refusals: too few source domains, a Dassl-only trainer on the built-in engine, an image trainer on video.
+"""The DG trainers written here (VideoCrossGrad, VideoDDAIG, VideoDAELDG, VideoDomainMix, VideoRSC) and
+MixStyle, through train.py on the engine this process runs (built-in by default; real Dassl with
+VIDEODG_ENGINE=dassl under Dassl's venv), plus the early refusals: too few source domains, a missing sampler, a
+Dassl-only trainer on the built-in engine, an image trainer on video.
 """
 import json
 import os

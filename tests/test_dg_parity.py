@@ -4,9 +4,9 @@ same loss terms and the same updated weights.
 Runs where this process's engine is real Dassl (VIDEODG_ENGINE=dassl <venv with Dassl>/bin/python -m pytest ...);
 skipped elsewhere. Both trainers are built from configs that set the same hyperparameters (ours in
 TRAINER.VIDEO<X>, Dassl's in TRAINER.<X>: the test checks that the shared keys agree), Dassl's networks get our
-initial weights, and one forward_backward runs on the same batch. The optimiser is SGD: Adam's first step moves every weight by about
-+-lr whatever the gradient's size, so it would amplify rounding differences of near-zero gradients. Where the
-methods cannot match exactly, the test says what differs:
+initial weights, and one forward_backward runs on the same batch. The optimiser is SGD: Adam's first step moves
+every weight by about +-lr whatever the gradient's size, so it would amplify rounding differences of near-zero
+gradients. Where the methods cannot match exactly, the test says what differs:
 
 - DAELDG: Dassl computes the expert loss as -sum(y * log(p + 1e-5)), we use cross-entropy on the logits (the
   paper's loss); they differ by about 1e-5 / p, hence a looser tolerance on loss_x and on the weights. Both

@@ -20,9 +20,9 @@ def check_run_config(cfg) -> None:
     if name not in TRAINER_REGISTRY.registered_names():
         if name in DASSL_ADAPTERS and ENGINE != "dassl":
             raise ValueError(f'Trainer "{name}" runs Dassl\'s own {name[len("Dassl"):]} and needs real Dassl, but the '
-                             f'engine is "{ENGINE}". Install Dassl (docs/engines.md, "Running on real Dassl") and run with '
-                             f'VIDEODG_ENGINE=dassl, or use this project\'s "Video{name[len("Dassl"):]}", which runs '
-                             "on both engines.")
+                             f'engine is "{ENGINE}". Install Dassl (docs/engines.md, "Running on real Dassl") and run '
+                             f'with VIDEODG_ENGINE=dassl, or use this project\'s "Video{name[len("Dassl"):]}", which '
+                             "runs on both engines.")
         raise ValueError(f'Unknown trainer "{name}" (--trainer / TRAINER.NAME). Video trainers: '
                          f"{', '.join(video_trainers())}")
     trainer = TRAINER_REGISTRY.get(name)
