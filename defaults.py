@@ -13,8 +13,9 @@ component (trainer, head, backbone, dataset) declares its own keys next to its c
 
 `extend_cfg` runs the declarations of the components imported so far, so an entry point (train.py,
 ensemble.py, a tool that builds models) calls `components.register_all()` first; a key of a component that was
-not imported is then unknown to yacs, which merge_config_file says. One key per line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the default
-follows the paper and the comment names the official setting.
+not imported is then unknown to yacs, which merge_config_file says. One key per line with its meaning. Where
+the paper and the official APN code (thuml/VideoDG) disagree, the default follows the paper and the comment
+names the official setting.
 """
 import os.path as osp
 from typing import Callable, List
