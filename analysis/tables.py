@@ -54,13 +54,17 @@ class RunKey(NamedTuple):
     task: str  # column, e.g. "ucf->hmdb" or "left->middle,right"
 
 
+# Frame encoders that are not a setting's CNN: their runs get rows of their own, e.g. "APN (ViT-B/16)", so that
+# one grid can hold a model on a ResNet and on a ViT side by side.
+ENCODER_ROWS = {"frame_vit_tiny": "ViT-tiny", "frame_vit_b16": "ViT-B/16", "frame_vit_b16_clip": "CLIP ViT-B/16"}
+
+
 def model_row(config: Dict) -> ModelRow:
     """The model's row from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
     backbone, head = config.get("MODEL.BACKBONE.NAME", ""), config.get("MODEL.HEAD.NAME", "")
-    for name in (backbone, head):
-        if name in MODEL_ROWS:
-            return MODEL_ROWS[name]
-    return ModelRow(head or backbone or "unknown", "ADA")
+    row = next((MODEL_ROWS[name] for name in (backbone, head) if name in MODEL_ROWS),
+               ModelRow(head or backbone or "unknown", "ADA"))
+    return row._replace(name=f"{row.name} ({ENCODER_ROWS[backbone]})") if backbone in ENCODER_ROWS else row
 
 
 def ada_variant(config: Dict) -> str:

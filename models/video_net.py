@@ -20,7 +20,7 @@ What a backbone or head factory receives: the common keywords below, plus, if th
 `@reads_config("NODE")`, every key of `cfg.MODEL.NODE` as a lower-case keyword (e.g. MODEL.PYRAMID.NUM_HEADS
 -> num_heads). So a new model declares its keys in its own file and needs no change here.
 """
-from typing import Callable, Dict, List, Sequence, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
@@ -55,11 +55,13 @@ def _node_options(cfg, registry, name: str) -> dict:
 
 
 def backbone_kwargs(cfg) -> dict:
-    """Every frame encoder gets the MODEL.BACKBONE basics and M, plus its own node's keys."""
+    """Every frame encoder gets the MODEL.BACKBONE basics, M and the clip transform's normalisation (a
+    pre-trained encoder may expect another), plus its own node's keys."""
     b = cfg.MODEL.BACKBONE
     return dict(pretrained=b.PRETRAINED, feature_dim=b.FEATURE_DIM, dropout=b.DROPOUT,
                 dropout_before_fc=b.DROPOUT_BEFORE_FC, partial_bn=b.PARTIAL_BN, weights=b.WEIGHTS,
-                num_segments=cfg.INPUT.NUM_SEGMENTS, **_node_options(cfg, BACKBONE_REGISTRY, b.NAME))
+                num_segments=cfg.INPUT.NUM_SEGMENTS, pixel_mean=cfg.INPUT.PIXEL_MEAN,
+                pixel_std=cfg.INPUT.PIXEL_STD, **_node_options(cfg, BACKBONE_REGISTRY, b.NAME))
 
 
 def head_kwargs(cfg, in_features: int) -> dict:
@@ -115,6 +117,17 @@ class VideoNet(nn.Module):
     @property
     def levels(self) -> List[str]:
         return self.head.levels
+
+    def optimizer_groups(self, lr: float) -> Optional[List[dict]]:
+        """Optimiser parameter groups when the frame encoder gives its parameters their own learning rates (a
+        ViT's layer-wise decay): its groups, then every other trainable parameter at lr. None: one group."""
+        offer = getattr(self.backbone, "optimizer_groups", None)
+        groups = offer(lr) if offer is not None else None
+        if groups is None:
+            return None
+        grouped = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in grouped]
+        return groups + [{"params": rest, "lr": lr, "name": "head_and_classifier"}]
 
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """Clips (B, M, C, H, W) -> frame features (B, M, D) from the frame encoder (for a head that reads maps:

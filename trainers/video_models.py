@@ -30,7 +30,9 @@ class VideoNetMixin:
         if self.cfg.TRAIN.CHANNELS_LAST and isinstance(module, VideoNet):
             module.backbone.use_channels_last()
         print(f"# params of {name}: {count_num_param(module):,}")
-        optim = build_optimizer(module, self.cfg.OPTIM)
+        # a frame encoder may give its parameters their own learning rates (a ViT's layer-wise decay)
+        groups = module.optimizer_groups(self.cfg.OPTIM.LR) if isinstance(module, VideoNet) else None
+        optim = build_optimizer(module, self.cfg.OPTIM, groups)
         self.register_model(name, module, optim, build_lr_scheduler(optim, self.cfg.OPTIM))
         return module
 
