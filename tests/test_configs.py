@@ -6,10 +6,13 @@ import pytest
 
 import yaml
 
+import components
 import train
 from defaults import extend_cfg, merge_config_file, read_config_file
 from framework import BACKBONE_REGISTRY, DATASET_REGISTRY, HEAD_REGISTRY, build_dataset, get_cfg_default
 from tests.helpers import REPO
+
+components.register_all()
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, "configs", "datasets", "*.yaml")) +
                  glob.glob(osp.join(REPO, "configs", "trainers", "*", "*.yaml")))

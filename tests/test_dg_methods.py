@@ -1,6 +1,7 @@
-"""The DG trainers written here (CrossGrad, DDAIG, DAELDG, DomainMix, RSC) and MixStyle, through train.py on the
-engine this process runs (built-in by default; real Dassl with VIDEODG_ENGINE=dassl under Dassl's venv), plus
-the early refusals: too few source domains, a Dassl-only trainer on the built-in engine, an image trainer on video.
+"""The DG trainers written here (VideoCrossGrad, VideoDDAIG, VideoDAELDG, VideoDomainMix, VideoRSC) and
+MixStyle, through train.py on the engine this process runs (built-in by default; real Dassl with
+VIDEODG_ENGINE=dassl under Dassl's venv), plus the early refusals: too few source domains, a missing sampler, a
+Dassl-only trainer on the built-in engine, an image trainer on video.
 """
 import json
 import os
@@ -35,13 +36,14 @@ def run_main(args) -> None:
 
 
 RUNS = {  # id: (trainer, sources, config, options, logged loss terms, networks saved)
-    "CrossGrad": ("CrossGrad", TWO_SOURCES, "CrossGrad", [], ["loss_f", "loss_d"], ["D", "F"]),
-    "DDAIG": ("DDAIG", TWO_SOURCES, "DDAIG", [], ["loss_g", "loss_f", "loss_d"], ["D", "F", "G"]),
-    "DAELDG": ("DAELDG", TWO_SOURCES, "DAELDG", [], ["loss_x", "loss_cr"], ["E", "F"]),
-    "DomainMix-crossdomain": ("DomainMix", TWO_SOURCES, "DomainMix", [], ["loss"], ["model"]),
-    "DomainMix-random-1src": ("DomainMix", ONE_SOURCE, "DomainMix", ["TRAINER.DOMAINMIX.TYPE", "random"], ["loss"],
-                              ["model"]),
-    "RSC-apn_head-1src": ("RSC", ONE_SOURCE, "RSC", ["MODEL.HEAD.NAME", "apn_pyramid"], ["loss", "muted"], ["model"]),
+    "CrossGrad": ("VideoCrossGrad", TWO_SOURCES, "VideoCrossGrad", [], ["loss_f", "loss_d"], ["D", "F"]),
+    "DDAIG": ("VideoDDAIG", TWO_SOURCES, "VideoDDAIG", [], ["loss_g", "loss_f", "loss_d"], ["D", "F", "G"]),
+    "DAELDG": ("VideoDAELDG", TWO_SOURCES, "VideoDAELDG", [], ["loss_x", "loss_cr"], ["E", "F"]),
+    "DomainMix-crossdomain": ("VideoDomainMix", TWO_SOURCES, "VideoDomainMix", [], ["loss"], ["model"]),
+    "DomainMix-random-1src": ("VideoDomainMix", ONE_SOURCE, "VideoDomainMix",
+                              ["TRAINER.VIDEODOMAINMIX.TYPE", "random"], ["loss"], ["model"]),
+    "RSC-apn_head-1src": ("VideoRSC", ONE_SOURCE, "VideoRSC", ["MODEL.HEAD.NAME", "apn_pyramid"], ["loss", "muted"],
+                          ["model"]),
     "MixStyle-crossdomain": ("VideoVanilla", TWO_SOURCES, "VideoVanilla/mixstyle_smallcnn_cpu",
                              ["MODEL.BACKBONE.MIXSTYLE.MIX", "crossdomain", "MODEL.BACKBONE.MIXSTYLE.P", "1.0",
                               "DATALOADER.TRAIN_X.SAMPLER", "RandomDomainSampler"], ["loss"], ["model"]),
@@ -66,11 +68,26 @@ def test_method_trains_one_epoch_and_reports(run, data_root, tmp_path):
     assert all(0 <= r["accuracy"] <= 100 for r in rows.values())
 
 
-@pytest.mark.parametrize("trainer,opts", [("CrossGrad", []), ("DDAIG", []), ("DAELDG", []), ("DomainMix", [])])
+@pytest.mark.parametrize("trainer,opts", [("VideoCrossGrad", []), ("VideoDDAIG", []), ("VideoDAELDG", []),
+                                          ("VideoDomainMix", [])])
 def test_a_single_source_stops_before_anything_is_written(trainer, opts, data_root, tmp_path):
     out = tmp_path / "out"
     args = train_args(data_root, str(out), trainer, ONE_SOURCE, f"configs/trainers/{trainer}/smallcnn_cpu.yaml", *opts)
-    with pytest.raises(ValueError, match=f"{trainer} needs at least 2 source domains.*has 1: \\['studio'\\]"):
+    with pytest.raises(ValueError, match=f"{trainer} needs at least 2 source domains.*has 1: \\['studio'\\]") as e:
+        train.main(args)
+    assert not out.exists()
+    offered = str(e.value).split("runs on one source domain: ")[1].rstrip(".").split(", ")
+    # from each registered trainer's requirements() (a test may have registered one more, e.g. the README's)
+    assert {"APN", "VideoADA", "VideoRSC", "VideoVanilla"} <= set(offered)
+    assert not {"VideoCrossGrad", "VideoDDAIG", "VideoDAELDG", "VideoDomainMix"} & set(offered)
+
+
+def test_a_method_without_its_sampler_stops_before_anything_is_written(data_root, tmp_path):
+    out = tmp_path / "out"
+    args = train_args(data_root, str(out), "VideoDAELDG", TWO_SOURCES, "configs/trainers/VideoDAELDG/smallcnn_cpu.yaml",
+                      "DATALOADER.TRAIN_X.SAMPLER", "RandomSampler")
+    with pytest.raises(ValueError, match="VideoDAELDG needs DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler .one "
+                                         "expert per source domain.*the run has RandomSampler"):
         train.main(args)
     assert not out.exists()
 
@@ -78,12 +95,14 @@ def test_a_single_source_stops_before_anything_is_written(trainer, opts, data_ro
 def test_a_wrong_pairing_stops_before_anything_is_written(data_root, tmp_path):
     out = tmp_path / "out"
     if ENGINE == "dassl":  # Dassl's image trainer on a video dataset used to die in a loader worker on an .mp4
-        args = train_args(data_root, str(out), "Vanilla", ONE_SOURCE, "configs/trainers/VideoVanilla/smallcnn_cpu.yaml")
-        message = "Vanilla\" is one of Dassl's image trainers"
+        args = train_args(data_root, str(out), "CrossGrad", TWO_SOURCES,
+                          "configs/trainers/VideoCrossGrad/smallcnn_cpu.yaml")
+        message = ("\"CrossGrad\" is one of Dassl's image trainers.*Use VideoCrossGrad \\(this project's CrossGrad\\) "
+                   "or DasslCrossGrad \\(Dassl's CrossGrad on clips\\)")
     else:
         args = train_args(data_root, str(out), "DasslCrossGrad", TWO_SOURCES,
-                          "configs/trainers/CrossGrad/smallcnn_cpu.yaml")
-        message = "needs real Dassl.*use this project's \"CrossGrad\""
+                          "configs/trainers/DasslCrossGrad/smallcnn_cpu.yaml")
+        message = "needs real Dassl.*use this project's \"VideoCrossGrad\""
     with pytest.raises(ValueError, match=message):
         train.main(args)
     assert not out.exists()

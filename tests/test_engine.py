@@ -324,7 +324,9 @@ def test_tiny_loss_values_print_readably():
 
 
 def test_non_finite_loss_names_the_term_and_the_keys(tmp_path):
+    import components
     from defaults import extend_cfg
+    components.register_all()  # TRAINER.APN, whose keys the message names
     t = _ValTrainer(tmp_path)
     extend_cfg(t.cfg)
     t.config_node = "APN"

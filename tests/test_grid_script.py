@@ -40,3 +40,22 @@ def test_dg_table_script_refuses_an_unknown_part_before_any_run(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "Unknown part 'lodos'" in proc.stderr
     assert not (tmp_path / "out").exists()  # the valid part before it did not start
+
+
+def test_a_benchmarks_tasks_come_from_its_dataset_class():
+    """scripts/benchmark_tasks.py (read by paper_tasks.sh) prints the dataset class's tasks: the paper's
+    single-source tasks of Table 4 and the leave-one-domain-out tasks of the synthetic benchmark."""
+    from datasets.synthetic_dg import SyntheticVideoDG
+
+    def tasks(*args):
+        proc = subprocess.run([sys.executable, "scripts/benchmark_tasks.py", *args], cwd=REPO, capture_output=True,
+                              text=True)
+        return proc.returncode, proc.stdout.split("\n")[:-1], proc.stderr
+
+    assert tasks("pku_mmd")[:2] == (0, ["left:middle right", "middle:left right", "right:left middle"])
+    code, lodo, _ = tasks("synthetic_dg", "lodo")
+    assert code == 0 and [line.split(":")[1] for line in lodo] == SyntheticVideoDG.domains
+    assert all(sorted(line.replace(":", " ").split()) == sorted(SyntheticVideoDG.domains) for line in lodo)
+    assert tasks("synthetic_dg")[1] == ["studio:street sketch glimpse"]
+    code, _, err = tasks("no_such_benchmark")
+    assert code == 2 and "Unknown benchmark 'no_such_benchmark'" in err and "ucf_hmdb" in err
