@@ -22,8 +22,9 @@ import train
 from framework import ENGINE, build_trainer
 from tests.helpers import TINY_SYNTHETIC
 
-pytestmark = pytest.mark.skipif(ENGINE != "dassl", reason="compares with Dassl's own trainers: run under real "
-                                "Dassl with VIDEODG_ENGINE=dassl")
+pytestmark = [pytest.mark.dassl,
+              pytest.mark.skipif(ENGINE != "dassl", reason="compares with Dassl's own trainers in this process: run "
+                                 "under real Dassl with VIDEODG_ENGINE=dassl")]
 
 TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio", "street",
                "--target-domains", "sketch"]
@@ -33,11 +34,6 @@ CASES = {  # ours: (config, options, loss terms compared, absolute tolerance of 
     "DAELDG": ("DAELDG", [], ["loss_x", "loss_cr", "acc"], 1e-3),
     "DomainMix": ("DomainMix", ["TRAINER.DOMAINMIX.TYPE", "random"], ["loss"], 1e-5),
 }
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
 
 
 def make(trainer, config, opts, data_root, out):
