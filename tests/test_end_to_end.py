@@ -117,10 +117,11 @@ def test_gamma_ensemble_of_trained_runs(data_root, tmp_path):
     members = []
     for gamma in ("0.1", "1.0"):
         out = str(tmp_path / f"gamma{gamma}")
-        train_in_process(["--root", data_root, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
-                          "configs/trainers/APN/smallcnn_cpu.yaml", "--output-dir", out, "--seed", "1",
-                          *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "1", "TRAINER.APN.T_MAX", "1", "TRAINER.APN.GAMMA",
-                          gamma])
+        # in a child, as a user runs them: an in-process run saves the config keys that other tests registered
+        # in this process (a plugin's node), which a fresh ensemble.py could not read
+        run_train(["--root", data_root, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
+                   "configs/trainers/APN/smallcnn_cpu.yaml", "--output-dir", out, "--seed", "1", *TINY_SYNTHETIC,
+                   "OPTIM.MAX_EPOCH", "1", "TRAINER.APN.T_MAX", "1", "TRAINER.APN.GAMMA", gamma])
         members.append(out)
     ensemble_dir = str(tmp_path / "ensemble")
     env = dict(os.environ, VIDEODG_ENGINE="builtin")
