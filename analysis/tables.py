@@ -5,11 +5,13 @@
 tasks, each cell "without / with ADA" with an arrow) and `variants_table` as Table 2 (rows = model + ADA
 variant). What a run is (model row, ADA variant, task) is read from its config.yaml (`describe_run`).
 """
+import csv
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from tabulate import tabulate
 
 from analysis.runs import Run, describe_groups, group_by_setting
 
@@ -29,10 +31,11 @@ MODEL_ROWS = OrderedDict([
     ("nonlocal_resnet50", ("Non-local", "ADA")),
     ("nonlocal_resnet_small", ("Non-local", "ADA")),
     ("apn_pyramid", ("APN", "ADA*")),
+    ("stdn", ("STDN", "ADA")),  # Lin et al. 2023: without = the STDN trainer; with ADA = VideoADA on the head
 ])
 
-# Trainers that train without ADA whatever their config says (ERM).
-ERM_TRAINERS = ("VideoVanilla",)
+# Trainers that train without ADA whatever their config says (ERM; STDN: its own losses, no ADA).
+ERM_TRAINERS = ("VideoVanilla", "STDN")
 # A LEVELS value that means "ADA on the last hidden layer" (the image ADA of Volpi et al.); for APN that is R^III.
 LAST_HIDDEN_LEVELS = {"last_hidden": "ADA", "III": "ADA"}
 
@@ -50,13 +53,17 @@ class RunKey(NamedTuple):
     task: str  # column, e.g. "ucf->hmdb" or "left->middle,right"
 
 
+# Frame encoders that are not a setting's CNN: their runs get rows of their own, e.g. "APN (ViT-B/16)", so that
+# one grid can hold a model on a ResNet and on a ViT side by side.
+ENCODER_ROWS = {"frame_vit_tiny": "ViT-tiny", "frame_vit_b16": "ViT-B/16", "frame_vit_b16_clip": "CLIP ViT-B/16"}
+
+
 def model_row(config: Dict) -> Tuple[str, str]:
     """(paper row name, its "with ADA" variant) from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
     backbone, head = config.get("MODEL.BACKBONE.NAME", ""), config.get("MODEL.HEAD.NAME", "")
-    for name in (backbone, head):
-        if name in MODEL_ROWS:
-            return MODEL_ROWS[name]
-    return (head or backbone or "unknown", "ADA")
+    row = next((MODEL_ROWS[name] for name in (backbone, head) if name in MODEL_ROWS),
+               (head or backbone or "unknown", "ADA"))
+    return (f"{row[0]} ({ENCODER_ROWS[backbone]})", row[1]) if backbone in ENCODER_ROWS else row
 
 
 def ada_variant(config: Dict) -> str:
@@ -105,11 +112,22 @@ class Cell(NamedTuple):
     def std(self) -> float:  # population std, as Dassl's parse_test_res.py
         return float(np.std(list(self.values.values())))
 
-    def text(self, digits: int = 2, ci95: bool = False) -> str:
+    @property
+    def sample_std(self) -> float:  # ddof 1, for the standard error over trials
+        return float(np.std(list(self.values.values()), ddof=1)) if self.n > 1 else float("nan")
+
+    def text(self, digits: int = 2, ci95: bool = False, spread: str = "std") -> str:
+        """mean +- spread; spread "std" (population), "ci95" (or ci95=True), or "se": the standard error
+        (sample std / sqrt(n)) with that std and n beside, as sweep.py collect reports trials."""
         if not self.n:
             return MISSING
-        spread = 1.96 * self.std / np.sqrt(self.n) if ci95 else self.std
-        return f"{self.mean:.{digits}f} +- {spread:.{digits}f}"
+        if spread == "se":
+            if self.n == 1:
+                return f"{self.mean:.{digits}f} (n 1)"
+            se = self.sample_std / np.sqrt(self.n)
+            return f"{self.mean:.{digits}f} +- {se:.{digits}f} (std {self.sample_std:.{digits}f}, n {self.n})"
+        width = 1.96 * self.std / np.sqrt(self.n) if ci95 or spread == "ci95" else self.std
+        return f"{self.mean:.{digits}f} +- {width:.{digits}f}"
 
 
 def target_value(run: Run, target: Optional[str], metric: str) -> Optional[float]:
@@ -227,7 +245,7 @@ def _model_order() -> List[str]:
     return list(OrderedDict.fromkeys(row for row, _ in MODEL_ROWS.values()))
 
 
-def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+def paper_table(grid: Grid, digits: int = 2, spread: str = "std") -> Tuple[List[str], List[List[str]]]:
     """Tables 1/3/4/5: one row per model, per task "without / with ADA" + arrow, and the average."""
     tasks = task_order(k.task for k in grid.cells)
     models = ordered((k.model for k in grid.cells), _model_order())
@@ -242,15 +260,15 @@ def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]
             ada = grid.cells.get(RunKey(model, with_name, task))
             base_cells.append(base)
             ada_cells.append(ada)
-            line.append(pair_text(base, ada, digits))
-        line.append(pair_text(average_cell(base_cells), average_cell(ada_cells), digits))
+            line.append(pair_text(base, ada, digits, spread))
+        line.append(pair_text(average_cell(base_cells), average_cell(ada_cells), digits, spread))
         rows.append(line)
     return headers, rows
 
 
-def pair_text(base: Optional[Cell], ada: Optional[Cell], digits: int) -> str:
-    left = base.text(digits) if base else MISSING
-    right = ada.text(digits) if ada else MISSING
+def pair_text(base: Optional[Cell], ada: Optional[Cell], digits: int, spread: str = "std") -> str:
+    left = base.text(digits, spread=spread) if base else MISSING
+    right = ada.text(digits, spread=spread) if ada else MISSING
     arrow = ""
     if base and ada and base.n and ada.n and round(ada.mean, digits) != round(base.mean, digits):
         arrow = " " + (UP if ada.mean > base.mean else DOWN)  # no arrow where the shown means are equal
@@ -274,7 +292,7 @@ def variant_rows(grid: Grid) -> Tuple[List[str], List[Tuple[str, List[Optional[C
     return tasks, rows
 
 
-def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+def variants_table(grid: Grid, digits: int = 2, spread: str = "std") -> Tuple[List[str], List[List[str]]]:
     """Table 2: one row per model and ADA variant (base, + ADA, + ADA*, then any other variant)."""
     tasks, cell_rows = variant_rows(grid)
     headers = ["model", *task_labels(tasks), "average", "n (seeds)"]
@@ -282,6 +300,25 @@ def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[st
     for label, cells in cell_rows:
         avg = average_cell(cells)
         counts = "/".join(str(c.n) if c else "0" for c in cells)
-        rows.append([label, *[c.text(digits) if c else MISSING for c in cells],
-                     avg.text(digits) if avg else MISSING, counts])
+        rows.append([label, *[c.text(digits, spread=spread) if c else MISSING for c in cells],
+                     avg.text(digits, spread=spread) if avg else MISSING, counts])
     return headers, rows
+
+
+def write_table(prefix: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                formats: Sequence[str] = ("md", "csv", "tex")) -> str:
+    """Write a table as PREFIX.md (GitHub Markdown), PREFIX.csv and PREFIX.tex (LaTeX tabular), those of
+    `formats`; returns the Markdown."""
+    markdown = tabulate(rows, headers=headers, tablefmt="github")
+    if "md" in formats:
+        with open(prefix + ".md", "w") as f:
+            f.write(markdown + "\n")
+    if "csv" in formats:
+        with open(prefix + ".csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(headers)
+            writer.writerows(rows)
+    if "tex" in formats:
+        with open(prefix + ".tex", "w") as f:
+            f.write(tabulate(rows, headers=headers, tablefmt="latex") + "\n")
+    return markdown

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
+from defaults import CN, LogUniform, Scaled, config_defaults, search_space
 from framework import TRAINER_REGISTRY, TrainerX
 from trainers.video_mixin import VideoDataMixin
 
@@ -85,9 +85,20 @@ def ada_node(levels: str) -> CN:
     return node
 
 
+def ada_space(node: str) -> dict:
+    """The keys of an ADA node a random search draws. GAMMA over the paper's range (it trains one model per
+    0.001 ... 1); ETA as a factor of the setting's step, which already depends on ASCENT_REDUCTION. T_MAX is not
+    drawn: it sets the passes per minibatch, so drawing it would buy accuracy with compute (TRAIN.BUDGET's
+    business), and the paper fixes it at 5."""
+    return {f"TRAINER.{node}.GAMMA": LogUniform(0.001, 1.0), f"TRAINER.{node}.ETA": Scaled(0.1, 10.0)}
+
+
 @config_defaults
 def _videoada_defaults(cfg) -> None:
     cfg.TRAINER.VIDEOADA = ada_node("last_hidden")  # ADA for any backbone + head
+
+
+search_space("TRAINER.NAME=VideoADA", ada_space("VIDEOADA"))
 
 
 def parse_levels(spec: str, available: Optional[Sequence[str]] = None) -> List[str]:
