@@ -43,6 +43,7 @@ RUNS = {  # id: (trainer, sources, config, options, logged loss terms, networks 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("run", list(RUNS))
 def test_method_trains_one_epoch_and_reports(run, engine, data_root, tmp_path):
