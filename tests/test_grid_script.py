@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO, TINY_SYNTHETIC, read_results
 
 
@@ -13,8 +15,10 @@ def run_grid(*args: str) -> subprocess.CompletedProcess:
                           text=True)
 
 
-def test_grid_runs_named_methods_with_their_overrides_and_skips_finished_runs(tmp_path):
-    grid = [ "--root", str(tmp_path / "data"), "--seeds", "1", "--out", str(tmp_path / "out"), "synthetic_dg",
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_grid_runs_named_methods_with_their_overrides_and_skips_finished_runs(data_root, tmp_path):
+    grid = ["--root", data_root, "--seeds", "1", "--out", str(tmp_path / "out"), "synthetic_dg",
              "TSN=VideoVanilla,OPTIM.MAX_EPOCH=1", "--", *TINY_SYNTHETIC]
     proc = run_grid(*grid)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
