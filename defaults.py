@@ -11,9 +11,11 @@ component (trainer, head, backbone, dataset) declares its own keys next to its c
         cfg.TRAINER.MYMETHOD = CN()
         cfg.TRAINER.MYMETHOD.WEIGHT = 1.0  # what it does
 
-`extend_cfg` registers every component (components.register_all) and then runs each declaration. One key per
-line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the default
-follows the paper and the comment names the official setting.
+`extend_cfg` runs the declarations of the components imported so far, so an entry point (train.py,
+ensemble.py, a tool that builds models) calls `components.register_all()` first; a key of a component that was
+not imported is then unknown to yacs, which merge_config_file says. One key per line with its meaning. Where
+the paper and the official APN code (thuml/VideoDG) disagree, the default follows the paper and the comment
+names the official setting.
 
 Search spaces live next to the keys too: a component names the keys worth tuning and how a random search
 (sweep.py) draws them; the default of each key stays its config value, so it is never written twice:
@@ -27,6 +29,8 @@ from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import yaml
 from yacs.config import CfgNode as CN
+
+import components
 
 ConfigDefaults = Callable[[CN], None]
 _COMPONENT_DEFAULTS: List[ConfigDefaults] = []
@@ -138,6 +142,11 @@ def extend_cfg(cfg: CN) -> None:
     cfg.MODEL.BACKBONE.DROPOUT = 0.8  # dropout on frame features (paper: 0.8)
     cfg.MODEL.BACKBONE.DROPOUT_BEFORE_FC = False  # paper: FC then Dropout; official code: Dropout then FC
     cfg.MODEL.BACKBONE.PARTIAL_BN = False  # freeze every BatchNorm but the first (TSN/TRN; official APN code: on)
+    # std of a normal init of the frame encoder's last FC layer (bias 0); 0 keeps PyTorch's default init.
+    # Official APN code: 0.001. A warm start (MODEL.INIT_WEIGHTS) overwrites it with the weights it holds.
+    cfg.MODEL.BACKBONE.FC_INIT_STD = 0.0
+    # The classifier h: one Linear layer (paper); True: ReLU, then Linear (official APN code). VideoNet builds it.
+    cfg.MODEL.CLASSIFIER_RELU = False
 
     # ------------------------------------------------------------------ training extras (all video trainers)
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
@@ -154,10 +163,7 @@ def extend_cfg(cfg: CN) -> None:
     cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures
 
     # ------------------------------------------------------------------ each component's own keys
-    import components  # here, not at the top: components import this module for `config_defaults`
-
-    components.register_all()
-    for declare in _COMPONENT_DEFAULTS:
+    for declare in _COMPONENT_DEFAULTS:  # those of the imported components (components.register_all)
         declare(cfg)
 
 
@@ -195,4 +201,10 @@ def read_config_file(path: str, _seen: tuple = ()) -> dict:
 def merge_config_file(cfg: CN, path: str) -> None:
     """cfg.merge_from_file for files that may use `_BASE_`; unknown keys and wrong types are refused as by
     yacs (the error names the key)."""
-    cfg.merge_from_other_cfg(CN(read_config_file(path)))
+    try:
+        cfg.merge_from_other_cfg(CN(read_config_file(path)))
+    except KeyError as e:
+        if not components.registered():
+            raise KeyError(f"{e.args[0]} (in {path}). No component is registered yet: call "
+                           "components.register_all() before extend_cfg, as train.py does") from None
+        raise

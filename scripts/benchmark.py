@@ -79,8 +79,6 @@ COST_ROWS = [
     ("APN + ADA* (paper)", "APN", "APN/r50_paper", "APN/smallcnn_cpu", []),
     ("APN + ADA* (paper, R0 after_update)", "APN", "APN/r50_paper", "APN/smallcnn_cpu",
      ["TRAINER.APN.R0", "after_update"]),
-    ("APN + ADA* (paper, chains one at a time)", "APN", "APN/r50_paper", "APN/smallcnn_cpu",
-     ["TRAINER.APN.BATCH_CHAINS", "False"]),
     ("APN + ADA* (official)", "APN", "APN/r50_official", "APN/smallcnn_official", []),
     ("TSN + ADA", "VideoADA", "VideoADA/r50_paper", "VideoADA/smallcnn_cpu", []),
     ("TRN + ADA", "VideoADA", "VideoADA/trn_r50_paper", "VideoADA/trn_cpu", []),

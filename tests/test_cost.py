@@ -52,7 +52,6 @@ def test_apn_ada_star_makes_algorithm_1s_least_passes(data):
     (["TRAINER.APN.R0", "after_update"], (12, 13, 3)),  # R0 read from the first ascent pass
     (["TRAINER.APN.LEVELS", "none"], (1, 1, 1)),  # ERM with the APN head
     (["TRAINER.APN.LEVELS", "III"], (1 + 1 + T_MAX + 1, 1 + T_MAX + 1, 2)),  # APN + ADA: one chain
-    (["TRAINER.APN.BATCH_CHAINS", "False"], (13, 13, 3)),  # chains one at a time, the first pass still shared
 ])
 def test_the_other_readings_count_what_they_do(data, opts, expected):
     cost = apn_cost(data, *opts)
@@ -71,7 +70,7 @@ def test_erm_and_a_two_network_method(data):
     assert (erm["forward_passes"], erm["backward_passes"], erm["theta_steps"]) == (1, 1, 1)
     two_sources = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio",
                    "street", "--target-domains", "sketch"]
-    crossgrad = make(data, "CrossGrad", "CrossGrad/smallcnn_cpu", sources=two_sources)
+    crossgrad = make(data, "VideoCrossGrad", "VideoCrossGrad/smallcnn_cpu", sources=two_sources)
     cost = step_cost(crossgrad, next(iter(crossgrad.train_loader_x)))
     assert set(cost["optimizer_steps"]) == {"F", "D"} and cost["theta_steps"] == sum(cost["optimizer_steps"].values())
     assert cost["forward_passes"] >= 2  # F and D both read the clips

@@ -15,20 +15,20 @@ this procedure on the relational feature pyramid). A new temporal head joins by 
 node gives its reading; docs/paper_vs_official.md lists them.
 
 The maximisation takes gradients with respect to the input only (torch.autograd.grad), so it computes no
-weight gradients, and runs the level chains as one batched pass when BATCH_CHAINS is set. The step keeps its
-log values on the device and reads them once per minibatch (one host sync).
+weight gradients, and runs the chains of all levels as one batched pass (each clip's objective is its own, so in
+MAX_MODE eval this equals one chain after the other). The step keeps its log values on the device and reads them
+once per minibatch (one host sync).
 """
 import contextlib
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from defaults import CN, LogUniform, Scaled, config_defaults, search_space
-from framework import TRAINER_REGISTRY, TrainerX
-from trainers.video_mixin import VideoDataMixin
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer
 
 Tensors = Dict[str, torch.Tensor]
 
@@ -60,7 +60,6 @@ def ada_node(levels: str) -> CN:
     # follows one deterministic objective and adversarial inputs never touch BN statistics.
     # train: official code (dropout and BN batch statistics active in the ascent).
     node.MAX_MODE = "eval"
-    node.BATCH_CHAINS = True  # run the level chains of one ascent step as one batched forward/backward
     # sum: each clip ascends its own objective, Eq. 4-5 per data point: a step of eta per clip;
     # mean: the gradient of the batch-mean objective, a step of eta / batch size per clip (official code).
     node.ASCENT_REDUCTION = "sum"
@@ -79,9 +78,6 @@ def ada_node(levels: str) -> CN:
     # objective; mode: whatever the model mode gives (MAX_MODE eval: the centred snippets only; train: a new
     # draw per forward pass, official code).
     node.MAX_SNIPPETS = "once"
-    # std of a normal init of the frame encoder's last FC layer (bias 0); 0 keeps PyTorch's default init.
-    # Official code: 0.001.
-    node.FC_INIT_STD = 0.0
     return node
 
 
@@ -127,33 +123,37 @@ def batch_accuracy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 
 @TRAINER_REGISTRY.register()
-class VideoADA(VideoDataMixin, TrainerX):
-    config_node = "VIDEOADA"  # APN (trainers/apn.py) is this procedure with its own node
+class VideoADA(VideoTrainer):
+
+    @classmethod
+    def node_name(cls) -> str:
+        """The node of this trainer's settings, TRAINER.<class name>: VIDEOADA; APN (trainers/apn.py), this
+        procedure under another name, reads TRAINER.APN."""
+        return cls.__name__.upper()
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
-        node = cfg.TRAINER[self.config_node]
+        node = cfg.TRAINER[self.node_name()]
         parse_levels(node.LEVELS)
         for key, choices in CHOICES.items():
             if node[key] not in choices:
-                raise ValueError(f"TRAINER.{self.config_node}.{key} must be one of {choices}, got {node[key]!r}")
+                raise ValueError(f"TRAINER.{self.node_name()}.{key} must be one of {choices}, got {node[key]!r}")
         if node.T_MAX < 1:
-            raise ValueError(f"TRAINER.{self.config_node}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
+            raise ValueError(f"TRAINER.{self.node_name()}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        node = cfg.TRAINER[self.config_node]
+        node = cfg.TRAINER[self.node_name()]
         try:
             self.levels = parse_levels(node.LEVELS, self.model.levels)
         except ValueError as e:
-            raise ValueError(f"TRAINER.{self.config_node}.{e} (head {cfg.MODEL.HEAD.NAME!r}; II, III and global "
+            raise ValueError(f"TRAINER.{self.node_name()}.{e} (head {cfg.MODEL.HEAD.NAME!r}; II, III and global "
                              "need MODEL.HEAD.NAME apn_pyramid)") from None
         self.t_max = node.T_MAX
         self.eta = node.ETA
         self.gamma = node.GAMMA
         self.update = node.UPDATE
         self.max_mode = node.MAX_MODE
-        self.batch_chains = node.BATCH_CHAINS
         self.ascent_reduction = node.ASCENT_REDUCTION
         self.adv_loss_level = node.ADV_LOSS_LEVEL
         self.r0_mode = node.R0
@@ -161,17 +161,6 @@ class VideoADA(VideoDataMixin, TrainerX):
         # The first ascent step shares one encoder pass across the chains (first_step_gradient), which takes a
         # second backward pass through one graph; a compiled backward (TRAIN.COMPILE) allows only one.
         self.share_first_step = self.max_mode == "eval" and len(self.levels) > 1 and not cfg.TRAIN.COMPILE
-
-    def build_model(self):
-        super().build_model()
-        std = self.cfg.TRAINER[self.config_node].FC_INIT_STD
-        if std > 0 and not self.cfg.MODEL.INIT_WEIGHTS:
-            fc = getattr(self.model.backbone, "fc", None)
-            if not isinstance(fc, nn.Linear):
-                raise ValueError(f"TRAINER.{self.config_node}.FC_INIT_STD needs a frame encoder with a Linear `fc`; "
-                                 f"{self.cfg.MODEL.BACKBONE.NAME} has none (set FC_INIT_STD 0)")
-            nn.init.normal_(fc.weight, 0.0, std)
-            nn.init.zeros_(fc.bias)
 
     def forward_backward(self, batch):
         X, Y, _ = self.parse_batch_train(batch)
@@ -272,7 +261,6 @@ class VideoADA(VideoDataMixin, TrainerX):
         """
         r0 = dict(r0 or {})
         X_adv = {lvl: X.detach().clone() for lvl in self.levels}  # line 6
-        groups = [self.levels] if self.batch_chains else [[lvl] for lvl in self.levels]
         log = {}
         for step in range(self.t_max):  # line 7
             if self.r0_mode == "every_step":
@@ -280,13 +268,12 @@ class VideoADA(VideoDataMixin, TrainerX):
             if self.max_mode == "eval":
                 self.set_model_mode("eval")
             if step == 0 and self.share_first_step:
-                chains = [(self.levels, self.first_step_gradient(X, Y, self.levels, r0, draw, log))]
-            else:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
-                chains = ((levels, self.chains_gradient(torch.cat([X_adv[lvl] for lvl in levels]), Y, levels, r0,
-                                                       draw, log)) for levels in groups)
-            for levels, grad in chains:
-                for i, lvl in enumerate(levels):
-                    X_adv[lvl] = (X_adv[lvl] + self.eta * grad[i * len(Y):(i + 1) * len(Y)]).detach()
+                grad = self.first_step_gradient(X, Y, self.levels, r0, draw, log)
+            else:  # lines 8-9 and 10-11, every level's chain in one batched pass: chunk i of x is X^(levels[i])
+                x = torch.cat([X_adv[lvl] for lvl in self.levels])
+                grad = self.chains_gradient(x, Y, self.levels, r0, draw, log)
+            for i, lvl in enumerate(self.levels):
+                X_adv[lvl] = (X_adv[lvl] + self.eta * grad[i * len(Y):(i + 1) * len(Y)]).detach()
             self.set_model_mode("train")
         return X_adv, log
 
@@ -319,7 +306,7 @@ class VideoADA(VideoDataMixin, TrainerX):
         """chains_gradient for the first ascent step in MAX_MODE eval: every chain still holds X (line 6) and
         the eval-mode frame encoder is deterministic, so one encoder pass on X serves all chains (one forward
         pass of B clips per chain beyond the first saved; Algorithm 1's 13 forward passes with R0 from its own
-        pass), batched or not. The head runs per chain, and the encoder's backward once per chain: each chain
+        pass). The head runs per chain, and the encoder's backward once per chain: each chain
         has its own gradient."""
         n = len(levels)
         x = X.detach().requires_grad_(True)

@@ -21,4 +21,4 @@ search_space("TRAINER.NAME=APN", ada_space("APN"))
 
 @TRAINER_REGISTRY.register()
 class APN(VideoADA):
-    config_node = "APN"
+    """VideoADA reading TRAINER.APN (node_name)."""
