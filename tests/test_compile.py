@@ -25,19 +25,19 @@ CPU_BACKEND = ["TRAIN.COMPILE_BACKEND", "aot_eager"]
 SAME_SHAPES = ["TRAINER.APN.T_MAX", "2", "DATALOADER.TEST.BATCH_SIZE", "8"]  # the tests reuse one set of graphs
 
 
-def make(tmp_path, *opts):
-    args = train.build_parser().parse_args(["--root", str(tmp_path / "data"), *MAIN_JOB, "--output-dir",
+def make(data_root, tmp_path, *opts):
+    args = train.build_parser().parse_args(["--root", data_root, *MAIN_JOB, "--output-dir",
                                             str(tmp_path / "out"), *TINY_SYNTHETIC, *SAME_SHAPES, *opts])
     return build_trainer(train.setup_cfg(args))
 
 
-def compare_one_step(tmp_path, opts=CPU_BACKEND) -> None:
+def compare_one_step(data_root, tmp_path, opts=CPU_BACKEND) -> None:
     """The losses of one step, eager and compiled, from the same weights, batch and random state."""
     logs, states = {}, {}
     batch = None
     for compiled in (False, True):
         torch.manual_seed(0)
-        trainer = make(tmp_path, "TRAIN.COMPILE", str(compiled), *opts)
+        trainer = make(data_root, tmp_path, "TRAIN.COMPILE", str(compiled), *opts)
         batch = batch if batch is not None else next(iter(trainer.train_loader_x))
         trainer.set_model_mode("train")
         trainer.batch_idx, trainer.num_batches = 0, 10
@@ -51,13 +51,15 @@ def compare_one_step(tmp_path, opts=CPU_BACKEND) -> None:
     assert list(states[True]) == list(states[False])  # checkpoints keep their keys
 
 
-def test_compiled_step_matches_eager(tmp_path):
-    compare_one_step(tmp_path)
+@pytest.mark.slow
+def test_compiled_step_matches_eager(data_root, tmp_path):
+    compare_one_step(data_root, tmp_path)
 
 
-def test_the_main_job_trains_one_epoch_compiled(tmp_path, capsys):
+@pytest.mark.slow
+def test_the_main_job_trains_one_epoch_compiled(data_root, tmp_path):
     out = tmp_path / "out"
-    args = train.build_parser().parse_args(["--root", str(tmp_path / "data"), *MAIN_JOB, "--output-dir", str(out),
+    args = train.build_parser().parse_args(["--root", data_root, *MAIN_JOB, "--output-dir", str(out),
                                             "--seed", "1", *TINY_SYNTHETIC, *SAME_SHAPES, "OPTIM.MAX_EPOCH", "1",
                                             "TRAIN.COMPILE", "True", *CPU_BACKEND])
     train_in_process(args)

@@ -1,5 +1,6 @@
 """What a training step costs (analysis/cost.py): passes, theta steps, FLOPs and saved activations, counted with
 hooks on real tiny trainers; the same counts on the CPU and on `meta`; the cost report of scripts/benchmark.py."""
+import os.path as osp
 import subprocess
 import sys
 
@@ -17,16 +18,16 @@ from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC
 T_MAX = 5  # the paper's ascent steps
 
 
-def make(tmp_path, trainer, config, *opts, sources=SYNTHETIC_ARGS):
-    args = train.build_parser().parse_args(["--root", str(tmp_path / "data"), *sources, "--trainer", trainer,
-                                            "--config-file", f"configs/trainers/{config}.yaml", "--output-dir",
-                                            str(tmp_path / "out"), *TINY_SYNTHETIC, *opts])
+def make(data_root, trainer, config, *opts, sources=SYNTHETIC_ARGS):
+    args = train.build_parser().parse_args(["--root", data_root, *sources, "--trainer", trainer, "--config-file",
+                                            f"configs/trainers/{config}.yaml", "--output-dir",
+                                            osp.join(data_root, "..", "cost_out"), *TINY_SYNTHETIC, *opts])
     return build_trainer(train.setup_cfg(args))
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return tmp_path_factory.mktemp("cost")
+@pytest.fixture
+def data(data_root):
+    return data_root
 
 
 def apn_cost(data, *opts, config="APN/smallcnn_cpu", **kwargs):
@@ -162,10 +163,12 @@ def test_frozen_batch_norm_computes_eval_mode_batch_norm_and_saves_no_input():
 
 
 # ---------------------------------------------------------------------------------------------- the report
-def test_cost_report_prints_the_rows_and_their_ratios(tmp_path):
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_cost_report_prints_the_rows_and_their_ratios(data_root, tmp_path):
     proc = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--cost", "--preset", "small", "--device", "cpu", "--batches", "2",
-         "4", "--root", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out"), "--json",
+         "4", "--root", data_root, "--output-dir", str(tmp_path / "out"), "--json",
          str(tmp_path / "cost.json"), "--variants", "ERM (TSN)", "APN + ADA* (paper)", "APN + ADA* (official)",
          *TINY_SYNTHETIC[:4], "MODEL.BACKBONE.FEATURE_DIM", "16"],
         cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -15,17 +15,17 @@ from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")
 
 
-def make(tmp_path, *opts, device="cuda"):
+def make(data_root, tmp_path, *opts, device="cuda"):
     args = train.build_parser().parse_args([
-        "--root", str(tmp_path / "data"), *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
+        "--root", data_root, *SYNTHETIC_ARGS, "--trainer", "APN", "--config-file",
         "configs/trainers/APN/smallcnn_cpu.yaml", "--output-dir", str(tmp_path / "out"), *TINY_SYNTHETIC,
         "USE_CUDA", str(device == "cuda"), "TRAINER.APN.T_MAX", "5", *opts])
     return build_trainer(train.setup_cfg(args))
 
 
 @pytest.mark.parametrize("opts", [[], ["TRAIN.BF16", "True", "TRAIN.CHANNELS_LAST", "True"]], ids=["fp32", "bf16_cl"])
-def test_apn_ada_star_step_on_the_gpu(tmp_path, opts):
-    trainer = make(tmp_path, *opts)
+def test_apn_ada_star_step_on_the_gpu(data_root, tmp_path, opts):
+    trainer = make(data_root, tmp_path, *opts)
     assert trainer.device.type == "cuda"
     cost = step_cost(trainer, next(iter(trainer.train_loader_x)))
     assert (cost["forward_passes"], cost["backward_passes"], cost["theta_steps"]) == (13, 13, 3)
@@ -33,11 +33,11 @@ def test_apn_ada_star_step_on_the_gpu(tmp_path, opts):
     assert all(p.is_cuda for p in trainer.model.parameters())
 
 
-def test_the_gpu_computes_and_saves_what_meta_counts(tmp_path):
+def test_the_gpu_computes_and_saves_what_meta_counts(data_root, tmp_path):
     costs = {}
     for device in ("cuda", "meta"):
         torch.manual_seed(0)
-        trainer = make(tmp_path, device="cpu" if device == "meta" else "cuda")
+        trainer = make(data_root, tmp_path, device="cpu" if device == "meta" else "cuda")
         batch = next(iter(trainer.train_loader_x))
         if device == "meta":
             move_trainer(trainer, META)
@@ -47,8 +47,8 @@ def test_the_gpu_computes_and_saves_what_meta_counts(tmp_path):
     assert costs["cuda"]["saved_peak_bytes"] == pytest.approx(costs["meta"]["saved_peak_bytes"], rel=0.02)
 
 
-def test_the_peak_of_gpu_memory_holds_the_saved_activations(tmp_path):
-    trainer = make(tmp_path, "DATALOADER.TRAIN_X.BATCH_SIZE", "16")
+def test_the_peak_of_gpu_memory_holds_the_saved_activations(data_root, tmp_path):
+    trainer = make(data_root, tmp_path, "DATALOADER.TRAIN_X.BATCH_SIZE", "16")
     batch = next(iter(trainer.train_loader_x))
     step_cost(trainer, batch)  # optimiser state and allocator warm
     torch.cuda.synchronize()
@@ -61,7 +61,7 @@ def test_the_peak_of_gpu_memory_holds_the_saved_activations(tmp_path):
     assert extra >= 0.9 * saved  # what autograd saves is on the GPU at the peak
 
 
-def test_compiled_step_matches_eager_on_the_gpu(tmp_path):
+def test_compiled_step_matches_eager_on_the_gpu(data_root, tmp_path):
     from tests.test_compile import compare_one_step
 
-    compare_one_step(tmp_path, ["USE_CUDA", "True"])  # TRAIN.COMPILE_BACKEND inductor: Triton kernels
+    compare_one_step(data_root, tmp_path, ["USE_CUDA", "True"])  # TRAIN.COMPILE_BACKEND inductor: Triton kernels

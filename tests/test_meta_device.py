@@ -15,7 +15,7 @@ import torch
 import components
 import train
 from analysis.cost import META, meta_log_values, move_trainer, step_cost
-from framework import ENGINE, build_trainer
+from framework import TRAINER_REGISTRY, build_trainer
 from tests.helpers import REPO, TINY_SYNTHETIC
 
 TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio", "street",
@@ -25,16 +25,16 @@ SHORT = {"APN": ["TRAINER.APN.T_MAX", "1"], "VideoADA": ["TRAINER.VIDEOADA.T_MAX
 
 
 def registered_trainers() -> list:
-    names = components.list_components()["trainers"]
-    if ENGINE == "dassl":  # Dassl's own DG trainers, wrapped for video (trainers/dassl_dg.py)
-        from trainers.dassl_dg import DASSL_ONLY_TRAINERS
-        names += list(DASSL_ONLY_TRAINERS)
-    return sorted(names)
+    """The project's trainers registered on this engine (the Dassl* adapters only on real Dassl)."""
+    components.register_all()
+    registered = set(TRAINER_REGISTRY.registered_names())
+    names = [name.split(" (if ")[0] for name in components.list_components()["trainers"]]
+    return sorted(name for name in names if name in registered)
 
 
 def config_for(trainer: str) -> str:
     """The trainer's CPU config (configs/trainers/<name>/smallcnn_cpu.yaml), else the shared CPU base."""
-    own = osp.join("configs", "trainers", trainer.replace("Dassl", ""), "smallcnn_cpu.yaml")
+    own = osp.join("configs", "trainers", trainer, "smallcnn_cpu.yaml")
     return own if osp.isfile(osp.join(REPO, own)) else "configs/base/smallcnn_cpu.yaml"
 
 
@@ -43,11 +43,6 @@ def build(data_root, tmp_path, trainer: str, *opts):
         "--root", data_root, *TWO_SOURCES, "--trainer", trainer, "--config-file", config_for(trainer),
         "--output-dir", str(tmp_path / "out"), *TINY_SYNTHETIC, *SHORT.get(trainer, []), *opts])
     return build_trainer(train.setup_cfg(args))
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.parametrize("trainer", registered_trainers())
