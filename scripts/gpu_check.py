@@ -18,6 +18,7 @@ import json
 import os
 import os.path as osp
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -63,14 +64,22 @@ def plan(out: str, gpus: int) -> List[Part]:
 
 
 def run_part(part: Part, cwd: str = REPO) -> dict:
-    """Run one part under its time limit; what it did, for the JSON."""
+    """Run one part under its time limit; what it did, for the JSON. A part runs in a process group of its own, so
+    that at its limit its children stop with it (torchrun's workers left running would hold the GPU through the
+    next part)."""
     started = time.perf_counter()
+    proc = subprocess.Popen(part.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(part.argv, cwd=cwd, capture_output=True, text=True, timeout=part.budget_s)
-        rc, output, timed_out = proc.returncode, proc.stdout + proc.stderr, False
-    except subprocess.TimeoutExpired as e:
+        output, _ = proc.communicate(timeout=part.budget_s)
+        rc, timed_out = proc.returncode, False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a grandchild that left the group still holds the pipe
+            output = "(no output: a process of this part outlived it and kept its output open)"
         rc, timed_out = None, True
-        output = "".join(x.decode() if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
     record = {"budget_s": part.budget_s, "seconds": round(time.perf_counter() - started, 1), "rc": rc,
               "timed_out": timed_out, "passed": rc == 0, "command": " ".join(part.argv[1:]),
               "output_tail": output[-4000:]}

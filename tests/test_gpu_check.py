@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.helpers import REPO
 def test_without_cuda_the_check_refuses_with_what_it_needs(tmp_path):
     """No visible GPU (CUDA_VISIBLE_DEVICES empty), as on a machine without one."""
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", str(tmp_path / "out")], cwd=REPO, capture_output=True,
-                          text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+                          text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), timeout=120)
     assert proc.returncode == 2
     assert "needs a CUDA GPU" in proc.stderr and "torch.cuda.is_available() is False" in proc.stderr
     assert not (tmp_path / "out").exists()  # nothing written
@@ -31,7 +32,7 @@ def test_the_plan_fits_the_budget_and_names_what_exists(tmp_path):
         assert scripts and all(os.path.isfile(os.path.join(REPO, s)) for s in scripts), part.name
     assert parts[-1].argv[parts[-1].argv.index("--nproc_per_node") + 1] == "2"  # every visible GPU
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", str(tmp_path)], cwd=REPO, capture_output=True,
-                          text=True)
+                          text=True, timeout=120)
     assert proc.returncode == 0 and "of a 480 s budget" in proc.stdout
 
 
@@ -58,3 +59,26 @@ def test_a_part_runs_under_its_time_limit_and_its_numbers_are_read(tmp_path):
     record = gpu_check.run_part(slow)
     assert record["timed_out"] and not record["passed"] and record["seconds"] < 20
     assert json.loads(json.dumps(record))  # the record goes into the JSON as it is
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_a_part_out_of_time_stops_with_its_children(tmp_path):
+    """A part stopped at its limit takes its children with it (torchrun's workers left running would hold the
+    GPU through the next part)."""
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(60)"
+    part = gpu_check.Part("orphan", 3, ["bash", "-c", f"{sys.executable} -c {child!r} & wait"], None)
+    record = gpu_check.run_part(part)
+    assert pid_file.exists(), "the child never started, so the check proves nothing"
+    assert record["timed_out"] and not record["passed"] and record["seconds"] < 40
+    pid, deadline = int(pid_file.read_text()), time.monotonic() + 10
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(pid), f"the part's child {pid} is still running after the part was stopped"
