@@ -171,7 +171,7 @@ def test_cost_report_prints_the_rows_and_their_ratios(data_root, tmp_path):
          "4", "--root", data_root, "--output-dir", str(tmp_path / "out"), "--json",
          str(tmp_path / "cost.json"), "--variants", "ERM (TSN)", "APN + ADA* (paper)", "APN + ADA* (official)",
          *TINY_SYNTHETIC[:4], "MODEL.BACKBONE.FEATURE_DIM", "16"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
