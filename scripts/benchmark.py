@@ -20,8 +20,8 @@ the frame encoder, the theta steps, the GFLOPs and the peak of the activations s
 the numbers come from shapes alone, so the paper's batch of 40 is measured exactly on any machine; they are
 what a CUDA step computes and saves (docs/performance.md, "What a step costs").
 """
-import json
 import argparse
+import json
 import os
 import sys
 import time
@@ -155,7 +155,7 @@ def measure_cost(args, trainer_name: str, config: str, overrides) -> list:
 
 def slope(xs, ys):
     """Least-squares per-clip slope and intercept."""
-    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     k = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     return k, my - k * mx
 
@@ -252,7 +252,8 @@ def main(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Training-step throughput of TSN-ERM, APN-ERM and APN+ADA*")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="default: paper with --cost, else small")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="default: paper with --cost, else small")
     parser.add_argument("--device", choices=["cpu", "cuda", "meta"], default=None,
                         help="default: cuda if available, else cpu; meta for --cost")
     parser.add_argument("--steps", type=int, default=5)

@@ -50,12 +50,12 @@ def test_the_benchmark_parts_parse(part, tmp_path):
 
 def test_a_part_runs_under_its_time_limit_and_its_numbers_are_read(tmp_path):
     result = tmp_path / "numbers.json"
-    write = gpu_check.Part("write", 60, [sys.executable, "-c", f"import json; json.dump({{'x': 1}}, open({str(result)!r}, 'w'))"],
-                           str(result))
+    code = f"import json; json.dump({{'x': 1}}, open({str(result)!r}, 'w'))"
+    write = gpu_check.Part("write", 60, [sys.executable, "-c", code], str(result))
     record = gpu_check.run_part(write)
     assert record["passed"] and record["result"] == {"x": 1} and not record["timed_out"]
-    slow = gpu_check.Part("slow", 1, [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"],
-                          None)
+    code = "import time; print('started', flush=True); time.sleep(30)"
+    slow = gpu_check.Part("slow", 1, [sys.executable, "-c", code], None)
     record = gpu_check.run_part(slow)
     assert record["timed_out"] and not record["passed"] and record["seconds"] < 20
     assert json.loads(json.dumps(record))  # the record goes into the JSON as it is
