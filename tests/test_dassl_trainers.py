@@ -41,7 +41,7 @@ def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):
 
     # a longer schedule continues from the checkpoints of both networks
     proc = run_train([*common, "OPTIM.MAX_EPOCH", "2"], "dassl")
-    assert "Found checkpoint" in proc.stdout and "Previous epoch: 1" in proc.stdout
+    assert "Resuming after epoch 1" in proc.stdout
     assert "epoch [2/2]" in proc.stdout and "epoch [1/2]" not in proc.stdout
 
     evaluated = str(tmp_path / "eval")
