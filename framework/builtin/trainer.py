@@ -144,13 +144,15 @@ class TrainerBase(CheckpointMixin):
     # ------------------------------------------------------------------ the loop and its hooks
     def train(self, start_epoch, max_epoch):
         """before_train; before_epoch, run_epoch and after_epoch for every epoch left; after_train."""
-        vars(self).update(start_epoch=start_epoch, max_epoch=max_epoch)
+        self.start_epoch, self.max_epoch = start_epoch, max_epoch
         self.before_train()
-        # only now are the epochs counted: resuming in before_train moves start_epoch
-        for epoch in range(self.start_epoch, max_epoch):
-            self.epoch = epoch
+        for self.epoch in self._epochs_left():
             self._one_epoch()
         self.after_train()
+
+    def _epochs_left(self) -> range:
+        """Read only after before_train, because resuming there moves start_epoch."""
+        return range(self.start_epoch, self.max_epoch)
 
     def _one_epoch(self):
         self.before_epoch()
@@ -235,17 +237,19 @@ class SimpleTrainer(TrainerBase):
 
     def after_train(self):
         print("Finish training")  # parse_test_res reads the test block after this line: keep the words
-        deployed = None if self.cfg.TEST.NO_TEST else self.cfg.TEST.FINAL_MODEL
-        if deployed == "best_val":
-            print("Testing the epoch chosen on validation")
-            self.load_model(self.output_dir)
-        elif deployed is not None:
-            print("Testing the model of the last epoch")
-        if deployed is not None:
-            self.test()
+        if not self.cfg.TEST.NO_TEST:
+            self._test_deployed_model()
         took = datetime.timedelta(seconds=round(time.monotonic() - self.time_start))
         self.close_writer()
         print(f"Elapsed: {took}")
+
+    def _test_deployed_model(self):
+        """The final test: of the epoch chosen on validation (TEST.FINAL_MODEL best_val), else of the last one."""
+        chosen_on_val = self.cfg.TEST.FINAL_MODEL == "best_val"
+        print("Testing the epoch chosen on validation" if chosen_on_val else "Testing the model of the last epoch")
+        if chosen_on_val:
+            self.load_model(self.cfg.OUTPUT_DIR)
+        self.test()
 
     def _loader_for(self, split: str):
         """(split, loader); without a validation loader "val" falls back to test, as in Dassl."""
