@@ -3,7 +3,7 @@
     python train.py --root data --trainer APN --source-domains studio --target-domains street sketch glimpse \
         --dataset-config-file configs/datasets/synthetic_dg.yaml --config-file configs/trainers/APN/smallcnn_cpu.yaml \
         --output-dir output/synthetic/APN/seed1 --seed 1 [KEY VALUE ...]
-    torchrun --nproc_per_node N train.py ...   (data parallel on N processes: README "Several GPUs")
+    torchrun --nproc_per_node N train.py ...   (data parallel on N processes: docs/multi_gpu.md)
 
 Config order: Dassl defaults, extend_cfg (defaults.py and each component's own keys), dataset YAML, trainer
 YAML (each with its `_BASE_` files first), flags, trailing KEY VALUE pairs; later wins. The merged config is
@@ -117,7 +117,7 @@ def main(args) -> None:
     from framework.distributed import get_rank, init_from_env, is_main_process, quiet_unless_main, shutdown
 
     cfg = setup_cfg(args)
-    # torchrun (README "Several GPUs"): join the process group; rank 0 alone prints, logs and writes files
+    # torchrun (docs/multi_gpu.md): join the process group; rank 0 alone prints, logs and writes files
     init_from_env(cfg.USE_CUDA)
     quiet_unless_main()
     try:

@@ -2,7 +2,7 @@
 
 Videos are named SsssCcccPpppRrrrAaaa_rgb.avi (setup, camera, performer, replication, action). Every sample is
 filmed by the three cameras at once, so each camera is one domain with a third of the videos. Prepare it with
-tools/prepare_ntu.py (DATASETS.md, "NTU RGB+D").
+tools/prepare_ntu.py (docs/datasets.md, "NTU RGB+D").
 """
 import re
 
@@ -48,7 +48,7 @@ class NTURGBD(PreparedVideoDGDataset):
     domain_aliases = {alias.format(i): name for i, name in CAMERAS.items() for alias in ("c{}", "C{:03d}")}
     grouping = "performer (Pppp of the file name; NTU's cross-subject protocol splits by performer too)"
     prepare_hint = ("Download the NTU RGB+D 60 RGB videos and run `python tools/prepare_ntu.py --root "
-                    '<DATASET.ROOT>` (DATASETS.md, "NTU RGB+D").')
+                    '<DATASET.ROOT>` (docs/datasets.md, "NTU RGB+D").')
 
     @staticmethod
     def group_of(domain: str, key: str) -> str:

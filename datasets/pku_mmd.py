@@ -60,7 +60,7 @@ class PKUMMD(PreparedVideoDGDataset):
     domain_aliases = {"center": "middle"}
     grouping = "sequence (XXXX of the file name: one recording of the same performers)"
     prepare_hint = ("Download PKU-MMD phase 1 (RGB videos and labels) and run `python tools/prepare_pku_mmd.py "
-                    '--root <DATASET.ROOT>` (DATASETS.md, "PKU-MMD").')
+                    '--root <DATASET.ROOT>` (docs/datasets.md, "PKU-MMD").')
 
     @staticmethod
     def group_of(domain: str, key: str) -> str:

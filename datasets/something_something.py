@@ -3,7 +3,7 @@
 
 The paper's category list is in a supplement we do not have. datasets/ssv2_pairs.json holds our
 reconstruction from the v2 label templates: each "Pretending ..." template with its real counterpart, and the
-number of videos each template has in the v2 release. Prepare it with tools/prepare_ssv2.py (DATASETS.md).
+number of videos each template has in the v2 release. Prepare it with tools/prepare_ssv2.py (docs/datasets.md).
 """
 import json
 import os.path as osp
@@ -34,4 +34,4 @@ class SSv2DG(PreparedVideoDGDataset):
     domain_aliases = {"real": "doing", "pretend": "pretending"}
     grouping = "each video is its own group (the release names no recording or performer)"
     prepare_hint = ("Download Something-Something v2 and run `python tools/prepare_ssv2.py --root <DATASET.ROOT>` "
-                    '(DATASETS.md, "Something-Something").')
+                    '(docs/datasets.md, "Something-Something").')

@@ -1,7 +1,7 @@
 """UCF-HMDB (Section 5.3 of the paper): the 12 classes shared by UCF101 and HMDB51, 3,809 videos.
 
 One dataset is the source (split 70/30 into train/val), the other the target (tested whole). Prepare it with
-tools/prepare_ucf_hmdb.py (DATASETS.md, "UCF-HMDB").
+tools/prepare_ucf_hmdb.py (docs/datasets.md, "UCF-HMDB").
 """
 import re
 
@@ -82,4 +82,4 @@ class UCFHMDB(PreparedVideoDGDataset):
     def group_of(domain: str, key: str) -> str:
         return ucf_group(key) if domain == "ucf" else hmdb_source(key)
     prepare_hint = ("Download UCF101 and HMDB51 and run `python tools/prepare_ucf_hmdb.py --root <DATASET.ROOT>` "
-                    '(DATASETS.md, "UCF-HMDB").')
+                    '(docs/datasets.md, "UCF-HMDB").')

@@ -40,7 +40,7 @@ def _import_dassl():
 _reason = "VIDEODG_ENGINE=builtin" if _choice == "builtin" else _import_dassl()
 if _reason is not None and _choice == "dassl":
     raise ImportError(f"VIDEODG_ENGINE=dassl but Dassl cannot be imported ({_reason}). Install it from source "
-                      "as README.md ('Running on real Dassl') shows, or unset VIDEODG_ENGINE.")
+                      "as docs/engines.md ('Running on real Dassl') shows, or unset VIDEODG_ENGINE.")
 if _reason is not None and _choice == "auto" and importlib.util.find_spec("dassl") is not None:
     print(f"Note: Dassl is installed but cannot be imported ({_reason}); using the built-in engine.")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DG baselines of the README on the synthetic benchmark at the CPU setting, seeds 1-3, every method with
+# The DG baselines of docs/results.md on the synthetic benchmark at the CPU setting, seeds 1-3, every method with
 # the TSN head and with the APN head:
 #   single  single source, studio -> street, sketch, glimpse (the methods that need one source domain), 20 epochs
 #   lodo    leave-one-domain-out, 3 sources -> the held-out domain, 20 clips per class and domain, 20 epochs

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The synthetic benchmark comparison of the README: TSN, TSN + ADA, APN, APN + ADA, APN + ADA* (CPU scale),
+# The synthetic benchmark comparison of docs/results.md: TSN, TSN + ADA, APN, APN + ADA, APN + ADA* (CPU scale),
 # studio -> the three other domains, seeds 1-3, and an equal-updates control (about an hour on two CPU cores).
 #   bash scripts/synthetic_table.sh [DATA_ROOT=data] [SEEDS="1 2 3"]
 # Output: output/synthetic_dg/studio/<method>/smallcnn_cpu/seedN (see scripts/paper_tasks.sh).

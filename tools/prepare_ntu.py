@@ -3,7 +3,7 @@
     python tools/prepare_ntu.py --root data [--videos PATH]
 
 Expects data/ntu_rgbd/nturgb+d_rgb/SsssCcccPpppRrrrAaaa_rgb.avi, the content of nturgbd_rgb_s001.zip ..
-nturgbd_rgb_s017.zip (DATASETS.md). NTU RGB+D 120 files (setups S018-S032, actions A061-A120) are ignored.
+nturgbd_rgb_s017.zip (docs/datasets.md). NTU RGB+D 120 files (setups S018-S032, actions A061-A120) are ignored.
 """
 import argparse
 import os

@@ -2,7 +2,7 @@
 
     python tools/prepare_pku_mmd.py --root data [--mode clips|ranges] [--categories daily|all] [--workers 4]
 
-Expects data/pku_mmd/RGB_VIDEO/XXXX-V.avi and data/pku_mmd/Train_Label_PKU_final/XXXX-V.txt (DATASETS.md).
+Expects data/pku_mmd/RGB_VIDEO/XXXX-V.avi and data/pku_mmd/Train_Label_PKU_final/XXXX-V.txt (docs/datasets.md).
 Annotation lines are `label,start_frame,end_frame,confidence` with label 1..51; the frames are read as
 0-based indices with both ends included. --mode clips (default) cuts each action once into
 clips/<view>/XXXX-V_<line>.mp4, so training reads short files; --mode ranges writes entries

@@ -4,7 +4,7 @@ pretending.txt.
     python tools/prepare_ssv2.py --root data [--videos PATH] [--labels PATH] [--splits train validation test]
 
 Expects data/ssv2_dg/20bn-something-something-v2/<id>.webm and data/ssv2_dg/labels/{labels,train,validation}.json
-plus test-answers.csv (DATASETS.md). The pairing is datasets/ssv2_pairs.json. With all three splits the
+plus test-answers.csv (docs/datasets.md). The pairing is datasets/ssv2_pairs.json. With all three splits the
 per-template counts are checked against the release's; in any case every labelled video must be present.
 """
 import argparse
@@ -155,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     write_prepared(dataset_dir, SCRIPT, names, lists, info, ssv2.SSv2DG)
     print(f"Videos: doing {len(lists['doing'])}, pretending {len(lists['pretending'])} (the paper reports "
           f"{pairs['paper_totals']['doing']} and {pairs['paper_totals']['pretending']}; our pairing is a "
-          "reconstruction, see DATASETS.md)")
+          "reconstruction, see docs/datasets.md)")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python tools/prepare_ucf_hmdb.py --root data [--ucf101 PATH] [--hmdb51 PATH] [--official-lists DIR] [--subset N]
 
-Expects data/ucf_hmdb/UCF-101/<Class>/*.avi and data/ucf_hmdb/hmdb51/<class>/*.avi (DATASETS.md); --ucf101 and
+Expects data/ucf_hmdb/UCF-101/<Class>/*.avi and data/ucf_hmdb/hmdb51/<class>/*.avi (docs/datasets.md); --ucf101 and
 --hmdb51 point at copies extracted elsewhere (they are linked in). A clip may also be a frame folder. With
 --official-lists, the train/val membership of the official APN list files becomes the saved source split.
 Both releases are checked before anything is reported, so one run lists every missing class folder; the folder

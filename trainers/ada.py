@@ -12,7 +12,7 @@ Per minibatch (X, Y), with h the shared classifier and c the mean squared error 
 `--trainer VideoADA MODEL.HEAD.NAME tsn`); a head with several levels gives ADA* (APN, trainers/apn.py, is
 this procedure on the relational feature pyramid). A new temporal head joins by exposing `levels` and
 `forward_levels`. Where the official APN code (thuml/VideoDG) reads Algorithm 1 differently, a key of the
-node gives its reading; README "Where the paper and the official code differ" lists them.
+node gives its reading; docs/paper_vs_official.md lists them.
 
 The maximisation takes gradients with respect to the input only (torch.autograd.grad), so it computes no
 weight gradients, and runs the level chains as one batched pass when BATCH_CHAINS is set. The step keeps its
@@ -70,7 +70,7 @@ def ada_node(levels: str) -> CN:
     # line 5): from X before the line-5 update, in the maximisation's mode (in MAX_MODE eval one more forward
     # pass); after_update: read from the first ascent pass (where X^L = X), i.e. after the line-5 update, at no
     # extra cost; every_step: recomputed from X before every ascent step (official code). With UPDATE joint
-    # nothing updates theta before the maximisation, so before_update reads as after_update. README, "R0",
+    # nothing updates theta before the maximisation, so before_update reads as after_update. docs/paper_vs_official.md
     # measures both orders on the synthetic benchmark.
     node.R0 = "before_update"
     # Random choices of the head during the maximisation (the pyramid's snippets). once: one training-mode draw

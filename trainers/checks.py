@@ -19,7 +19,7 @@ def check_run_config(cfg) -> None:
     if name not in TRAINER_REGISTRY.registered_names():
         if name in DASSL_ONLY_TRAINERS and ENGINE != "dassl":
             raise ValueError(f'Trainer "{name}" wraps Dassl\'s own trainer and needs real Dassl, but the engine is '
-                             f'"{ENGINE}". Install Dassl (README.md, "Running on real Dassl") and run with '
+                             f'"{ENGINE}". Install Dassl (docs/engines.md, "Running on real Dassl") and run with '
                              f'VIDEODG_ENGINE=dassl, or use this project\'s "{name[len("Dassl"):]}", which runs on '
                              "both engines.")
         raise ValueError(f'Unknown trainer "{name}" (--trainer / TRAINER.NAME). Video trainers: '

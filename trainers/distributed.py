@@ -1,6 +1,6 @@
 """DataParallelMixin: what a video trainer does differently when torchrun starts it on N processes.
 
-    torchrun --nproc_per_node N train.py ...    (see README "Several GPUs")
+    torchrun --nproc_per_node N train.py ...    (see docs/multi_gpu.md)
 
 Each process trains on its shard of every split (DistributedSampler) at DATALOADER.TRAIN_X.BATCH_SIZE clips
 per step, so the global batch is BATCH_SIZE x N. Gradients (and BatchNorm running statistics) are averaged over

@@ -217,7 +217,7 @@ def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: fl
     """Three conv blocks (32-64-32 channels, the first with stride 2 and a 2x2 max-pool after it), whose
     (H/4 x W/4) map is flattened: for 32x32 frames an 8x8 grid. There are no pretrained weights.
     The pool comes before the widest block so that it runs at H/4 (2.3x fewer multiply-adds than at H/2, with
-    the same accuracy on the synthetic benchmark: README, main job)."""
+    the same accuracy on the synthetic benchmark: docs/performance.md, "Where the main job's time went")."""
     cnn = nn.Sequential(
         _conv_bn_relu(3, 32, stride=2), nn.MaxPool2d(2),
         _conv_bn_relu(32, 64),
