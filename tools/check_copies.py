@@ -42,7 +42,7 @@ DEFAULT_PATHS = ("framework", "trainers", "models", "video", "datasets", "analys
 RUN_LENGTH = 5
 # Only a function's body counts (its signature is API), and a body of fewer tokens (`return self._x`, a call
 # and a return) says nothing either way.
-MIN_BODY_TOKENS = 20
+MIN_BODY_TOKENS = 25
 MIN_WORDS = 3  # words with a letter in them; placeholders and punctuation do not count
 MIN_CHARS = 12
 PHRASE_WORDS = 6  # a run of this many words shared by two messages counts, wherever it stands in them
