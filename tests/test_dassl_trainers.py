@@ -48,7 +48,7 @@ def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):
     proc = run_train(["--root", data_root, *TWO_SOURCES, "--trainer", "DasslCrossGrad", *CONFIG,
                       "--output-dir", evaluated, "--eval-only", "--model-dir", out, "--load-epoch", "2",
                       *TINY_SYNTHETIC], "dassl")
-    assert "model.pth.tar-2 to F (epoch=2" in proc.stdout and "model.pth.tar-2 to D (epoch=2" in proc.stdout
+    assert "model.pth.tar-2 into F (epoch 2" in proc.stdout and "model.pth.tar-2 into D (epoch 2" in proc.stdout
     assert set(read_results(evaluated)) == set(rows)
 
 

@@ -59,7 +59,7 @@ def count_num_param(model: nn.Module) -> int:
 
 # --------------------------------------------------------------------------- logging
 class Logger:
-    """A stand-in for sys.stdout that also appends everything to a log file, flushed to disk on flush()
+    """A stand-in for sys.stdout that also writes everything to a log file, flushed to disk on flush()
     (a killed run keeps its log up to the last line printed)."""
 
     def __init__(self, fpath: str):
@@ -95,13 +95,10 @@ def setup_logger(output: Optional[str] = None) -> None:
     target = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
     if osp.exists(target):
         target = f"{target}-{time.strftime('%Y-%m-%d-%H-%M-%S')}"
-    previous = sys.stdout
-    if isinstance(previous, Logger):  # a second run in one process (tests): end the first tee
-        previous.close()
-        previous = previous.console
-    sys.stdout = previous
-    tee = Logger(target)
-    sys.stdout = tee
+    if isinstance(sys.stdout, Logger):  # a second run in one process (tests): end the first tee
+        sys.stdout.close()
+        sys.stdout = sys.stdout.console
+    sys.stdout = tee = Logger(target)  # Logger takes the console it writes to from sys.stdout
     atexit.register(tee.close)
 
 
