@@ -57,8 +57,10 @@ def default_cfg():
 def setup_cfg(args):
     from defaults import merge_config_file
     from framework import clean_cfg
+    from input_checks import move_pairs_out_of_domain_lists
 
     cfg = default_cfg()
+    move_pairs_out_of_domain_lists(args, cfg)  # `--target-domains a b KEY VALUE`: the pairs are pairs
     saved = osp.join(args.model_dir, "config.yaml") if args.eval_only and args.model_dir else ""
     if saved and osp.isfile(saved):  # --eval-only starts from the evaluated run's own config
         merge_config_file(cfg, saved)
@@ -132,8 +134,10 @@ def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
     from framework import ENGINE, build_trainer, collect_env_info, mkdir_if_missing, set_random_seed, setup_logger
     from framework import OutputDirInUse, claim_output_dir
 
+    from input_checks import check_run_inputs
     from trainers.checks import check_run_config
     check_run_config(cfg)  # a wrong trainer/data pairing stops here, before OUTPUT_DIR is touched
+    check_run_inputs(args, cfg)  # and so do settings that cannot train and --eval-only without a checkpoint
     if cfg.SEED >= 0:
         print(f"Random seed: {cfg.SEED + rank}")
         set_random_seed(cfg.SEED + rank)  # one seed per rank; the model starts from rank 0's weights

@@ -29,10 +29,11 @@ MODEL_ROWS = OrderedDict([
     ("nonlocal_resnet50", ("Non-local", "ADA")),
     ("nonlocal_resnet_small", ("Non-local", "ADA")),
     ("apn_pyramid", ("APN", "ADA*")),
+    ("stdn", ("STDN", "ADA")),  # Lin et al. 2023: without = the STDN trainer; with ADA = VideoADA on the head
 ])
 
-# Trainers that train without ADA whatever their config says (ERM).
-ERM_TRAINERS = ("VideoVanilla",)
+# Trainers that train without ADA whatever their config says (ERM; STDN: its own losses, no ADA).
+ERM_TRAINERS = ("VideoVanilla", "STDN")
 # A LEVELS value that means "ADA on the last hidden layer" (the image ADA of Volpi et al.); for APN that is R^III.
 LAST_HIDDEN_LEVELS = {"last_hidden": "ADA", "III": "ADA"}
 
@@ -50,13 +51,17 @@ class RunKey(NamedTuple):
     task: str  # column, e.g. "ucf->hmdb" or "left->middle,right"
 
 
+# Frame encoders that are not a setting's CNN: their runs get rows of their own, e.g. "APN (ViT-B/16)", so that
+# one grid can hold a model on a ResNet and on a ViT side by side.
+ENCODER_ROWS = {"frame_vit_tiny": "ViT-tiny", "frame_vit_b16": "ViT-B/16", "frame_vit_b16_clip": "CLIP ViT-B/16"}
+
+
 def model_row(config: Dict) -> Tuple[str, str]:
     """(paper row name, its "with ADA" variant) from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
     backbone, head = config.get("MODEL.BACKBONE.NAME", ""), config.get("MODEL.HEAD.NAME", "")
-    for name in (backbone, head):
-        if name in MODEL_ROWS:
-            return MODEL_ROWS[name]
-    return (head or backbone or "unknown", "ADA")
+    row = next((MODEL_ROWS[name] for name in (backbone, head) if name in MODEL_ROWS),
+               (head or backbone or "unknown", "ADA"))
+    return (f"{row[0]} ({ENCODER_ROWS[backbone]})", row[1]) if backbone in ENCODER_ROWS else row
 
 
 def ada_variant(config: Dict) -> str:

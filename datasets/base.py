@@ -7,18 +7,24 @@ protocol (Section 5.1 of the paper) lives here once:
   group: clips cut from one recording (a UCF101 group, an HMDB51 source video, an NTU performer, a PKU-MMD
   sequence; a benchmark names them with `group_of`) all land on the same side, and each class gets about
   VAL_RATIO of its clips in val. The split is written to <dataset_dir>/splits/ on first use and read back
-  afterwards, so every method and every run seed trains and selects its model on the same videos;
-- test: every video of the target domains.
+  afterwards, so every method and every run seed trains and selects its model on the same videos. The file
+  records what it was made from (the clip count and a hash of the clips): when the list changes, the split is
+  made again (or, if it came from official lists, refused), so new clips cannot leak into training beside
+  copies of validation clips. A benchmark that ships its own train/val split overrides `source_items`;
+- test: every video of the target domains;
+- classes: from the benchmark's class list (`class_names`), so a target class without source clips keeps its
+  output and is reported at start.
 
 Domain labels follow Dassl: train/val items are numbered by their position in SOURCE_DOMAINS, test items by
 their position in TARGET_DOMAINS.
 """
+import hashlib
 import json
 import os
 import os.path as osp
 import random
 from collections import Counter, defaultdict
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from framework import DatasetBase
 from framework.fileio import write_text_atomic  # noqa: F401 (also imported from here by release_check.py)
@@ -44,6 +50,8 @@ class VideoDGDataset(DatasetBase):
         root = osp.abspath(osp.expanduser(cfg.DATASET.ROOT))
         self.dataset_dir = osp.join(root, type(self).dataset_dir)
         self.cfg = cfg
+        check_val_ratio(cfg.DATASET.VAL_RATIO)
+        self.find_domains()
         source = self.resolve_domains(cfg.DATASET.SOURCE_DOMAINS, "source")
         target = self.resolve_domains(cfg.DATASET.TARGET_DOMAINS, "target")
         self.check_input_domains(source, target)
@@ -53,14 +61,17 @@ class VideoDGDataset(DatasetBase):
         self.prepare()
         train_x, val = [], []
         for label, domain in enumerate(source):
-            items = self.read_domain(domain, label)
-            train_part, val_part = self.source_split(domain, items)
+            train_part, val_part = self.source_items(domain, label)
             train_x += train_part
             val += val_part
-        test = [item for label, domain in enumerate(target) for item in self.read_domain(domain, label)]
+        test = [item for label, domain in enumerate(target) for item in self.target_items(domain, label)]
         super().__init__(train_x=train_x, val=val, test=test)
+        self.use_class_list()
 
     # ------------------------------------------------------------------ hooks for subclasses
+    def find_domains(self) -> None:
+        """Set self.domains when they are read from the files (VideoListDG); the benchmarks name them."""
+
     def prepare(self) -> None:
         """Check (or, for generated data, create) the files under self.dataset_dir."""
         if not osp.isdir(self.dataset_dir):
@@ -69,6 +80,23 @@ class VideoDGDataset(DatasetBase):
     def read_domain(self, domain: str, domain_label: int) -> List[VideoDatum]:
         """All labelled clips of one domain, with `domain_label` as their domain."""
         raise NotImplementedError
+
+    def class_names(self) -> Optional[List[str]]:
+        """Every class of the benchmark in label order (its classes file); None = Dassl's rule (train labels)."""
+        return None
+
+    def source_items(self, domain: str, domain_label: int) -> Tuple[List[VideoDatum], List[VideoDatum]]:
+        """(train, val) of a source domain: its clips split by `source_split`. A benchmark that ships its own
+        train/val split overrides this."""
+        return self.source_split(domain, self.read_domain(domain, domain_label))
+
+    def target_items(self, domain: str, domain_label: int) -> List[VideoDatum]:
+        """The test clips of a target domain: all of its clips."""
+        return self.read_domain(domain, domain_label)
+
+    def list_name(self, domain: str) -> str:
+        """What a domain's clips are read from, as a log line names it."""
+        return f"{domain}.txt"
 
     @staticmethod
     def group_of(domain: str, key: str) -> str:
@@ -81,9 +109,13 @@ class VideoDGDataset(DatasetBase):
         ratio, seed = self.cfg.DATASET.VAL_RATIO, self.cfg.DATASET.SPLIT_SEED
         split_file = split_file_path(self.dataset_dir, domain, ratio, seed)
         keys = [self.item_key(item) for item in items]
+        labels = [item.label for item in items]
+        made_from = split_provenance(keys, labels, self.list_name(domain))
         group = lambda key: self.group_of(domain, key)  # noqa: E731
-        if osp.isfile(split_file):
-            saved = read_split_file(split_file)
+        saved = read_split_file(split_file) if osp.isfile(split_file) else None
+        if saved is not None and not self.saved_split_still_valid(split_file, saved, made_from):
+            saved = None
+        if saved is not None:
             val_keys = set(saved["val"])
             unknown = val_keys - set(keys)
             if unknown:
@@ -92,15 +124,49 @@ class VideoDGDataset(DatasetBase):
             check_saved_split(split_file, saved, keys, group)
             print(f"Loaded the {domain} train/val split from {split_file}")
         else:
-            val_keys = set(grouped_val_keys(keys, [item.label for item in items], [group(k) for k in keys],
-                                            ratio, seed))
-            grouping = grouping_text(type(self), domain)
-            write_split_file(split_file, domain, ratio, seed, val_keys, grouping=grouping)
+            val_keys = set(grouped_val_keys(keys, labels, [group(k) for k in keys], ratio, seed))
+            if ratio > 0 and not val_keys:
+                raise ValueError(
+                    f'The {domain} train/val split has no source validation clip: {self.list_name(domain)} has '
+                    f"{len(keys)} clips and DATASET.VAL_RATIO {ratio:g} of each class rounds to 0. Add clips, raise "
+                    "DATASET.VAL_RATIO, or train without validation (DATASET.VAL_RATIO 0 with TEST.FINAL_MODEL "
+                    "last_step).")
+            grouping = grouping_text(self, domain)
+            write_split_file(split_file, domain, ratio, seed, val_keys, grouping=grouping, made_from=made_from)
             print(f"Created the {domain} train/val split {split_file} ({len(val_keys)} of {len(keys)} videos in "
                   f"val; grouped by {grouping})")
         train = [item for item, key in zip(items, keys) if key not in val_keys]
         val = [item for item, key in zip(items, keys) if key in val_keys]
         return train, val
+
+    def saved_split_still_valid(self, path: str, saved: Dict, made_from: Dict) -> bool:
+        """Whether a saved split was made from the clips the domain has now. A split this project made is made
+        again when they changed (the old file is kept under splits/replaced/); one chosen elsewhere (official
+        lists) is refused, since only its maker knows how to extend it."""
+        before = saved.get("made_from")
+        if before is not None and before.get("sha256") == made_from["sha256"]:
+            return True
+        if saved.get("source"):
+            if before is None:
+                print(f'WARNING: split file "{path}" ({saved["source"]}) does not record which clips it was made '
+                      "from (an earlier version wrote it): if the lists changed since, prepare the benchmark again.")
+                return True
+            raise ValueError(f'Split file "{path}" holds the split of {saved["source"]}, made from '
+                             f"{before['clips']} clips; {made_from['list']} now has {made_from['clips']} clips, not the "
+                             "same. Run the preparation script again (it writes the split anew from the current "
+                             "lists), or delete the file to get a group-aware split.")
+        if before is None:
+            print(f'"{path}" does not record which clips it was made from (an earlier version wrote it): making the '
+                  "split again from the current list (the same clips give the same split).")
+        else:
+            print(f"{made_from['list']} changed since {path} was made ({before['clips']} clips then, "
+                  f"{made_from['clips']} now): making a new split; runs on the old split are not comparable with "
+                  "new ones.")
+        tag = (before or {}).get("sha256", "old")[:8]
+        keep = osp.join(osp.dirname(path), "replaced", f"{osp.splitext(osp.basename(path))[0]}-{tag}.json")
+        os.makedirs(osp.dirname(keep), exist_ok=True)
+        os.replace(path, keep)
+        return False
 
     def item_key(self, item: VideoDatum) -> str:
         """A stable name of a clip inside the dataset folder (what split files store)."""
@@ -110,6 +176,20 @@ class VideoDGDataset(DatasetBase):
         return key
 
     # ------------------------------------------------------------------ helpers
+    def use_class_list(self) -> None:
+        """Classes from the classes file, not from the source labels (a target class absent from the source
+        would otherwise be outside the model's outputs); a target class without source clips is reported."""
+        names = self.class_names()
+        if names is None:
+            return
+        self._num_classes, self._classnames = len(names), list(names)
+        self._lab2cname = dict(enumerate(names))
+        seen = {item.label for item in self.train_x}
+        unseen = Counter(item.label for item in self.test if item.label not in seen)
+        for label, n in sorted(unseen.items()):
+            print(f"WARNING: class {label} ({names[label]}) has {n} target clips but no source training clip: the "
+                  "model cannot learn it, so these clips count as errors.")
+
     def resolve_domains(self, names: Sequence[str], role: str) -> List[str]:
         resolved = []
         for name in names:
@@ -122,9 +202,21 @@ class VideoDGDataset(DatasetBase):
         return resolved
 
 
-def grouping_text(dataset_cls: type, domain: str) -> str:
-    """What a benchmark's `group_of` groups the clips of a domain by."""
-    grouping = dataset_cls.grouping
+def check_val_ratio(ratio: float) -> None:
+    if not 0 <= ratio < 1:
+        raise ValueError(f"DATASET.VAL_RATIO is {ratio:g}: it is the share of source clips held out for validation, "
+                         "between 0 and 1 (0.3 in the paper; 0 = no validation split)")
+
+
+def split_provenance(keys: Sequence[str], labels: Sequence[int], list_name: str) -> Dict:
+    """What a split is made from, as its file records it: the list, its clip count and a hash of its clips."""
+    digest = hashlib.sha256("\n".join(sorted(f"{k} {y}" for k, y in zip(keys, labels))).encode()).hexdigest()
+    return {"list": list_name, "clips": len(keys), "sha256": digest}
+
+
+def grouping_text(dataset, domain: str) -> str:
+    """What a benchmark's `group_of` groups the clips of a domain by (`dataset`: a class or an instance)."""
+    grouping = dataset.grouping
     return grouping[domain] if isinstance(grouping, dict) else grouping
 
 

@@ -16,10 +16,11 @@ frames/ prefix, so the video and frame-folder variants of a benchmark share one 
 """
 import os.path as osp
 import re
-from typing import List, NamedTuple, Optional, Tuple
+from collections import Counter
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from video.datum import VideoDatum
-from video.listfile import ListEntry, parse_list_file
+from video.listfile import ListEntry, parse_list_file, read_list_lines
 
 from .base import DatasetNotFoundError, VideoDGDataset
 
@@ -63,8 +64,28 @@ def read_classes(dataset_dir: str) -> List[str]:
         return [line.strip() for line in f if line.strip()]
 
 
+def refuse_duplicates(list_file: str, paths: Sequence[str], keys: Sequence[str]) -> None:
+    """Stop when one clip (same key) is listed twice: it would be trained on and evaluated twice, silently."""
+    counts = Counter(keys)
+    repeated = [key for key, n in counts.items() if n > 1]
+    if not repeated:
+        return
+    line_numbers = [number for number, _ in read_list_lines(list_file)]
+    shown = []
+    for key in repeated[:5]:
+        lines = [line_numbers[i] for i, k in enumerate(keys) if k == key]
+        path = paths[keys.index(key)]
+        shown.append(f'"{path}" on lines {", ".join(map(str, lines[:-1]))} and {lines[-1]}')
+    more = f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else ""
+    raise ValueError(f"{list_file}: {len(repeated)} clips are listed more than once: {'; '.join(shown)}{more}. A "
+                     "clip listed twice is trained on twice and counted twice in evaluation. Delete the repeated "
+                     "lines, e.g. awk '!seen[$1]++' FILE > FILE.new (keeps the first of each path).")
+
+
 class PreparedVideoDGDataset(VideoDGDataset):
     """Reads classes.txt and <domain>.txt as written by the benchmark's preparation script."""
+
+    default_frame_tmpl = DEFAULT_FRAME_TMPL  # frame names of a folder when DATASET.FRAME_TMPL is empty
 
     def prepare(self) -> None:
         super().prepare()
@@ -80,11 +101,28 @@ class PreparedVideoDGDataset(VideoDGDataset):
         names = list(self.cfg.DATASET.SOURCE_DOMAINS) + list(self.cfg.DATASET.TARGET_DOMAINS)
         return [self.domain_aliases.get(name, name) for name in names]
 
+    def class_names(self) -> List[str]:
+        return self.prepared_classes
+
     def read_domain(self, domain: str, domain_label: int) -> List[VideoDatum]:
-        list_file = osp.join(self.dataset_dir, f"{domain}.txt")
-        clips = [self._clip(entry, list_file) for entry in parse_list_file(list_file)]
+        return self.read_list(osp.join(self.dataset_dir, f"{domain}.txt"), domain, domain_label)
+
+    def parse_list(self, list_file: str) -> List[ListEntry]:
+        """The entries of one list file (the preparation scripts write `path num_frames label`)."""
+        return parse_list_file(list_file)
+
+    def read_list(self, list_file: str, domain: str, domain_label: int) -> List[VideoDatum]:
+        """The clips of one list file; an empty list and a clip listed twice are refused."""
+        entries = self.parse_list(list_file)
+        if not entries:
+            raise ValueError(f'List file "{list_file}" has no clips (only blank or comment lines): a domain needs '
+                             f"clips to train or test on. Write its clips, one per line, or leave domain \"{domain}\" "
+                             "out of --source-domains / --target-domains.")
+        clips = [self._clip(entry, list_file) for entry in entries]
+        refuse_duplicates(list_file, [entry.path for entry in entries],
+                          [clip_key(*split_range(entry.path)) for entry in entries])
         self._check_present(domain, [clip.path for clip in clips])
-        tmpl = self.frame_tmpl or DEFAULT_FRAME_TMPL
+        tmpl = self.frame_tmpl or self.default_frame_tmpl
         return [VideoDatum(clip.path, label=clip.label, domain=domain_label, num_frames=clip.num_frames,
                            classname=self.prepared_classes[clip.label], frame_tmpl=tmpl, first_frame=1,
                            frame_range=clip.frame_range) for clip in clips]

@@ -21,7 +21,8 @@ from framework import get_cfg_default
 from video.datum import VideoDatum
 from video.readers import VideoReadError, count_frames
 
-from .base import grouped_val_keys, grouping_text, read_split_file, split_file_path, write_split_file, write_text_atomic
+from .base import (grouped_val_keys, grouping_text, read_split_file, split_file_path, split_provenance,
+                   write_split_file, write_text_atomic)
 from .list_dataset import CLASSES_FILE, MANIFEST_FILE, clip_key, split_range
 
 ListRow = Tuple[str, int, int]  # (path relative to the dataset folder, num_frames or 0, label)
@@ -169,11 +170,12 @@ def _listed_paths(list_file: str) -> Optional[List[str]]:
 
 
 def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lists: Mapping[str, List[ListRow]],
-                   info: Mapping, dataset_cls: type) -> None:
+                   info: Mapping, dataset_cls: type, default_splits: bool = True) -> None:
     """Write classes.txt, one <domain>.txt per domain and prepared.json; warn when saved splits went stale.
 
     prepared.json holds `info` (what the script wants to record) plus the class names and the clips per
-    domain and per class. Each domain's default split groups clips with `dataset_cls.group_of`.
+    domain and per class. Each domain's default split groups clips with `dataset_cls.group_of` (unless
+    `default_splits` is False: the script saves splits of its own).
     """
     spaced = [path for rows in lists.values() for path, _, _ in rows if len(path.split()) != 1]
     if spaced:  # list files are whitespace separated
@@ -199,14 +201,22 @@ def write_prepared(dataset_dir: str, script: str, classnames: Sequence[str], lis
     cfg = get_cfg_default()
     extend_cfg(cfg)
     rewritten = [write_default_split(dataset_dir, domain, rows, cfg.DATASET.VAL_RATIO, cfg.DATASET.SPLIT_SEED,
-                                     dataset_cls, subset=info.get("subset")) for domain, rows in lists.items()]
+                                     dataset_cls, subset=info.get("subset")) for domain, rows in lists.items()
+                 if default_splits]
     split_dir = osp.join(dataset_dir, "splits")
     stale = [name for name in (os.listdir(split_dir) if osp.isdir(split_dir) else [])
              if name.split("_val")[0] in changed and osp.join(split_dir, name) not in rewritten]
     if stale:
         print(f"NOTE: the lists of {changed} changed; the saved splits {stale} in {split_dir} were made from the "
-              "old lists. Delete them to split the new lists (runs on the old split are not comparable).")
+              "old lists. The next run that uses one makes it again from the new list (one from official lists "
+              "is refused until you prepare it again); runs on the old split are not comparable with new ones.")
     print(f"Prepared {dataset_dir}")
+
+
+def rows_provenance(domain: str, rows: Sequence[ListRow]) -> Dict:
+    """What a split of these list rows is made from (the record datasets/base.py compares with the list)."""
+    return split_provenance([clip_key(*split_range(path)) for path, _, _ in rows], [label for _, _, label in rows],
+                            f"{domain}.txt")
 
 
 def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], ratio: float, seed: int,
@@ -216,16 +226,20 @@ def write_default_split(dataset_dir: str, domain: str, rows: List[ListRow], rati
     existing one, unless it was made for another trial subset (`--subset`) than this preparation's.
     Returns the path when it wrote the file."""
     path = split_file_path(dataset_dir, domain, ratio, seed)
+    made_from = rows_provenance(domain, rows)
     if osp.isfile(path):
-        if read_split_file(path).get("subset") == subset:
+        saved = read_split_file(path)
+        same_clips = saved.get("made_from", {}).get("sha256") == made_from["sha256"]
+        if saved.get("subset") == subset and same_clips:
             return None
-        print(f"  replacing {osp.relpath(path, dataset_dir)}: it was made for another --subset preparation")
+        why = "another --subset preparation" if saved.get("subset") != subset else "other clips"
+        print(f"  replacing {osp.relpath(path, dataset_dir)}: it was made for {why}")
     keys = [clip_key(*split_range(relpath)) for relpath, _, _ in rows]
     groups = [dataset_cls.group_of(domain, key) for key in keys]
     val = grouped_val_keys(keys, [label for _, _, label in rows], groups, ratio, seed)
     grouping = grouping_text(dataset_cls, domain)
     extra = {"subset": subset} if subset is not None else {}
-    write_split_file(path, domain, ratio, seed, val, grouping=grouping, **extra)
+    write_split_file(path, domain, ratio, seed, val, grouping=grouping, made_from=made_from, **extra)
     val_set = set(val)
     val_groups = {g for g, k in zip(groups, keys) if k in val_set}
     print(f"  split {osp.relpath(path, dataset_dir)}: the {domain} train/val split of any run with "

@@ -47,6 +47,9 @@ class SyntheticVideoDG(VideoDGDataset):
         # From here on dataset_dir is the variant folder: list paths and split files are relative to it.
         self.dataset_dir, self.manifest = ensure_dataset(self.dataset_dir, generator_params(self.cfg))
 
+    def class_names(self) -> List[str]:
+        return list(self.manifest["classes"])
+
     def read_domain(self, domain: str, domain_label: int) -> List[VideoDatum]:
         classnames = self.manifest["classes"]
         list_file = osp.join(self.dataset_dir, f"{domain}.txt")

@@ -12,11 +12,15 @@ The stages are public, for trainers that work between them:
 and for video ADA it exposes the head's named feature levels: `features(x, levels)` returns {level: (B, F)}
 and `classify(feature)` applies the shared h.
 
+A head that reads the frame encoder's spatial maps instead of its D-dimensional features (STDN) says so with
+`@reads_feature_maps`; its "frame features" are then the maps (B, M, C', h, w) (`backbone.feature_maps`) and
+its `in_features` is C' (`backbone.map_channels`). The frame encoder's FC layer is then unused.
+
 What a backbone or head factory receives: the common keywords below, plus, if the factory is decorated with
 `@reads_config("NODE")`, every key of `cfg.MODEL.NODE` as a lower-case keyword (e.g. MODEL.PYRAMID.NUM_HEADS
 -> num_heads). So a new model declares its keys in its own file and needs no change here.
 """
-from typing import Callable, Dict, List, Sequence, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
@@ -34,6 +38,12 @@ def reads_config(node: str) -> Callable[[Factory], Factory]:
     return mark
 
 
+def reads_feature_maps(factory: Factory) -> Factory:
+    """Decorator for a head factory: the head takes frame feature maps (B, M, C', h, w), not features (B, M, D)."""
+    factory.reads_feature_maps = True
+    return factory
+
+
 def _node_options(cfg, registry, name: str) -> dict:
     node = getattr(registry.get(name), "config_node", None)
     if node is None:
@@ -45,11 +55,13 @@ def _node_options(cfg, registry, name: str) -> dict:
 
 
 def backbone_kwargs(cfg) -> dict:
-    """Every frame encoder gets the MODEL.BACKBONE basics and M, plus its own node's keys."""
+    """Every frame encoder gets the MODEL.BACKBONE basics, M and the clip transform's normalisation (a
+    pre-trained encoder may expect another), plus its own node's keys."""
     b = cfg.MODEL.BACKBONE
     return dict(pretrained=b.PRETRAINED, feature_dim=b.FEATURE_DIM, dropout=b.DROPOUT,
                 dropout_before_fc=b.DROPOUT_BEFORE_FC, partial_bn=b.PARTIAL_BN, weights=b.WEIGHTS,
-                num_segments=cfg.INPUT.NUM_SEGMENTS, **_node_options(cfg, BACKBONE_REGISTRY, b.NAME))
+                num_segments=cfg.INPUT.NUM_SEGMENTS, pixel_mean=cfg.INPUT.PIXEL_MEAN,
+                pixel_std=cfg.INPUT.PIXEL_STD, **_node_options(cfg, BACKBONE_REGISTRY, b.NAME))
 
 
 def head_kwargs(cfg, in_features: int) -> dict:
@@ -66,8 +78,13 @@ class VideoNet(nn.Module):
             raise ValueError("A video model needs MODEL.BACKBONE.NAME (a frame encoder, e.g. frame_smallcnn) and "
                              "MODEL.HEAD.NAME (a temporal head, e.g. tsn or apn_pyramid)")
         self.backbone = build_backbone(model_cfg.BACKBONE.NAME, verbose=cfg.VERBOSE, **backbone_kwargs(cfg))
-        self.head = build_head(model_cfg.HEAD.NAME, verbose=cfg.VERBOSE,
-                               **head_kwargs(cfg, self.backbone.out_features))
+        self.head_reads_maps = getattr(HEAD_REGISTRY.get(model_cfg.HEAD.NAME), "reads_feature_maps", False)
+        if self.head_reads_maps and not getattr(self.backbone, "map_channels", 0):
+            raise ValueError(f"MODEL.HEAD.NAME {model_cfg.HEAD.NAME} reads spatial feature maps, which "
+                             f"{model_cfg.BACKBONE.NAME} does not give; use frame_resnet50, frame_resnet18 or "
+                             "frame_smallcnn")
+        in_features = self.backbone.map_channels if self.head_reads_maps else self.backbone.out_features
+        self.head = build_head(model_cfg.HEAD.NAME, verbose=cfg.VERBOSE, **head_kwargs(cfg, in_features))
         mixstyle = model_cfg.BACKBONE.get("MIXSTYLE")
         if mixstyle is not None and mixstyle.LAYERS:  # MixStyle in the frame encoder (frame_encoders.py)
             if not hasattr(self.backbone, "add_mixstyle"):
@@ -92,9 +109,21 @@ class VideoNet(nn.Module):
     def levels(self) -> List[str]:
         return self.head.levels
 
+    def optimizer_groups(self, lr: float) -> Optional[List[dict]]:
+        """Optimiser parameter groups when the frame encoder gives its parameters their own learning rates (a
+        ViT's layer-wise decay): its groups, then every other trainable parameter at lr. None: one group."""
+        offer = getattr(self.backbone, "optimizer_groups", None)
+        groups = offer(lr) if offer is not None else None
+        if groups is None:
+            return None
+        grouped = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in grouped]
+        return groups + [{"params": rest, "lr": lr, "name": "head_and_classifier"}]
+
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Clips (B, M, C, H, W) -> frame features (B, M, D) from the frame encoder."""
-        return self.backbone(x)
+        """Clips (B, M, C, H, W) -> frame features (B, M, D) from the frame encoder (for a head that reads maps:
+        the maps, (B, M, C', h, w))."""
+        return self.backbone.feature_maps(x) if self.head_reads_maps else self.backbone(x)
 
     def logits_from_frame_features(self, frame_features: torch.Tensor, return_feature: bool = False):
         """Frame features (B, M, D) -> logits (B, K) through the head and the classifier h."""

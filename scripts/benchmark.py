@@ -1,9 +1,10 @@
-"""Training-step throughput (clips/s) and peak memory of TSN-ERM, APN-ERM, APN + ADA* and the baseline models
-(TRN, TRN-ATTN, TSM, I3D, Non-local; `--variants` picks some).
+"""Training-step throughput (clips/s) and peak memory of TSN-ERM, APN-ERM, APN + ADA*, the baseline models
+(TRN, TRN-ATTN, TSM, I3D, Non-local) and the first three on a ViT frame encoder (`--variants` picks some).
 
     python scripts/benchmark.py --preset paper   # ResNet-50, M=5, 224x224, batch 40, T_max=5 (needs CUDA)
     python scripts/benchmark.py --preset small   # frame_smallcnn, M=5, 32x32, batch 32, T_max=5 (CPU)
     python scripts/benchmark.py --preset paper --bf16 --channels-last
+    python scripts/benchmark.py --preset small --variants ViT-TSN-ERM ViT-APN-ERM "ViT-APN+ADA*"
 
 Each variant is the real trainer (VideoVanilla / APN) built on the synthetic benchmark; one batch is moved to
 the device once and `forward_backward` is timed over --steps steps after --warmup steps, so the numbers cover
@@ -46,6 +47,15 @@ VARIANTS += [
                                           *_I3D],
                                 "small": ["MODEL.BACKBONE.NAME", "nonlocal_resnet_small", "INPUT.NUM_SEGMENTS", "8",
                                           *_I3D]}),
+]
+
+# The ViT frame encoders (models/backbones/timm_vit.py): the tiny ViT at the small preset, ViT-B/16 (random
+# weights: the cost does not depend on them) at the paper preset, under TSN, APN and APN + ADA*.
+_VIT = {"paper": ["MODEL.BACKBONE.NAME", "frame_vit_b16", "MODEL.BACKBONE.PARTIAL_BN", "False"],
+        "small": ["MODEL.BACKBONE.NAME", "frame_vit_tiny"]}
+VARIANTS += [
+    (f"ViT-{name}", trainer, {preset: vit + overrides for preset, vit in _VIT.items()})
+    for name, trainer, overrides in VARIANTS[:3]
 ]
 
 

@@ -1,4 +1,5 @@
-"""The four video DG benchmarks of the paper on miniature releases with the real naming schemes.
+"""The four video DG benchmarks of the paper on miniature releases with the real naming schemes (STDN's two:
+tests/test_stdn_benchmarks.py; the image DG sets: tests/test_image_dg.py).
 
 Each miniature is made of real (tiny) video files. The tests run each preparation script on it, check the
 domains, labels and splits the dataset class builds, that a missing file is reported (not a traceback), that
@@ -15,12 +16,12 @@ import numpy as np
 import pytest
 
 import train
-from datasets import base, ntu_rgbd, pku_mmd, something_something, ucf_hmdb
+from datasets import base, epic_kitchens_dg, jester_dg, ntu_rgbd, pku_mmd, something_something, ucf_hmdb
 from datasets.base import DatasetNotFoundError
 from datasets.list_dataset import clip_key
 from defaults import extend_cfg
 from framework import build_dataset, get_cfg_default
-from tools import extract_frames, prepare_ntu, prepare_pku_mmd, prepare_ssv2, prepare_ucf_hmdb
+from tools import extract_frames, prepare_jester_dg, prepare_ntu, prepare_pku_mmd, prepare_ssv2, prepare_ucf_hmdb
 from tests.helpers import train_in_process
 from video.readers import read_frames
 
@@ -168,16 +169,20 @@ def test_ucf_hmdb_release_is_parsed_into_domains_labels_and_a_saved_split(ucf_re
     assert [i.impath for i in again.val] == [i.impath for i in dataset.val]
 
 
-def test_preparing_other_videos_warns_that_the_saved_split_is_stale(ucf_release, capsys):
+def test_preparing_other_videos_remakes_the_default_split_and_names_the_other_stale_ones(ucf_release, capsys):
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
-    build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"]))  # saves the ucf split
+    build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"], VAL_RATIO=0.2))  # saves another ucf split
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--count-frames"]) == 0  # same videos
-    assert "NOTE" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "NOTE" not in out and "replacing" not in out
     os.remove(ucf_release / "ucf_hmdb" / "UCF-101" / "Fencing" / "v_Fencing_g01_c01.avi")
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release), "--allow-mismatch"]) == 0
     out = capsys.readouterr().out
     assert "WARNING (--allow-mismatch)" in out and "UCF-101/Fencing: 2 of 3 videos (1 missing)" in out
-    assert "NOTE: the lists of ['ucf'] changed; the saved splits ['ucf_val0.3_seed1.json']" in out
+    assert "replacing splits/ucf_val0.3_seed1.json: it was made for other clips" in out
+    assert "NOTE: the lists of ['ucf'] changed; the saved splits ['ucf_val0.2_seed1.json']" in out
+    build_dataset(make_cfg("UCFHMDB", ucf_release, ["ucf"], ["hmdb"], VAL_RATIO=0.2))  # made again, with a line
+    assert "ucf.txt changed since" in capsys.readouterr().out
 
 
 def test_ucf_hmdb_missing_videos_are_reported_with_the_fix(ucf_release, capsys):
@@ -433,7 +438,8 @@ def test_ntu_missing_video_and_setup_are_reported(ntu_release, capsys, monkeypat
 
 # ---------------------------------------------------------------------------------------------- shared behaviour
 DATASETS = {"UCFHMDB": (ucf_hmdb, "prepare_ucf_hmdb"), "SSv2DG": (something_something, "prepare_ssv2"),
-            "PKUMMD": (pku_mmd, "prepare_pku_mmd"), "NTURGBD": (ntu_rgbd, "prepare_ntu")}
+            "PKUMMD": (pku_mmd, "prepare_pku_mmd"), "NTURGBD": (ntu_rgbd, "prepare_ntu"),
+            "EPICKitchensDG": (epic_kitchens_dg, "prepare_epic_kitchens_dg"), "JesterDG": (jester_dg, "prepare_jester_dg")}
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
@@ -448,7 +454,7 @@ def test_unknown_domain_lists_the_valid_ones_and_missing_release_names_path_and_
     assert f"tools/{DATASETS[name][1]}.py --root" in str(info.value)
 
 
-@pytest.mark.parametrize("script", [prepare_ucf_hmdb, prepare_ssv2, prepare_pku_mmd, prepare_ntu])
+@pytest.mark.parametrize("script", [prepare_ucf_hmdb, prepare_ssv2, prepare_pku_mmd, prepare_ntu, prepare_jester_dg])
 def test_a_missing_release_is_a_report_with_the_download_command(script, tmp_path, capsys):
     assert script.run_main(script.main, ["--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -495,6 +501,8 @@ def test_group_names_follow_each_release_naming_scheme():
     assert pku_mmd.PKUMMD.group_of("left", "RGB_VIDEO/0291-L@10-90") == "0291"
     assert something_something.SSv2DG.group_of("doing", "20bn-something-something-v2/1234") == \
         "20bn-something-something-v2/1234"
+    assert epic_kitchens_dg.EPICKitchensDG.group_of("D1", "rgb/test/P08/P08_15@120-140") == "P08_15"
+    assert jester_dg.JesterDG.group_of("source", "20bn-jester-v1/25304") == "20bn-jester-v1/25304"
 
 
 def test_grouped_split_keeps_groups_whole_and_classes_near_the_ratio():

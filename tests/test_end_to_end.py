@@ -128,5 +128,6 @@ def test_throughput_benchmark_script_runs(tmp_path):
                            "--warmup", "0", "--root", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out")],
                           cwd=REPO, env=dict(os.environ, VIDEODG_ENGINE="builtin"), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for variant in ("TSN-ERM", "APN-ERM", "APN+ADA*", "TRN-ERM", "TRN-ATTN-ERM", "TSM-ERM", "I3D-ERM", "NL-ERM"):
+    for variant in ("TSN-ERM", "APN-ERM", "APN+ADA*", "TRN-ERM", "TRN-ATTN-ERM", "TSM-ERM", "I3D-ERM", "NL-ERM",
+                    "ViT-TSN-ERM", "ViT-APN-ERM", "ViT-APN+ADA*"):
         assert f"| {variant}" in proc.stdout

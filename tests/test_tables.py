@@ -146,6 +146,16 @@ def test_backbone_models_get_their_paper_rows():
     assert model_row({"MODEL.BACKBONE.NAME": "frame_resnet50", "MODEL.HEAD.NAME": "trn"})[0] == "TRN"
 
 
+def test_vit_frame_encoders_get_rows_of_their_own():
+    """A model on a ViT sits beside the same model on the setting's CNN in one grid."""
+    from analysis.tables import model_row
+
+    assert model_row({"MODEL.BACKBONE.NAME": "frame_vit_b16_clip", "MODEL.HEAD.NAME": "apn_pyramid"}) == (
+        "APN (CLIP ViT-B/16)", "ADA*")
+    assert model_row({"MODEL.BACKBONE.NAME": "frame_vit_tiny", "MODEL.HEAD.NAME": "tsn"})[0] == "TSN (ViT-tiny)"
+    assert model_row({"MODEL.BACKBONE.NAME": "frame_smallcnn", "MODEL.HEAD.NAME": "tsn"})[0] == "TSN"
+
+
 def test_equal_means_get_no_arrow():
     from analysis.tables import Cell, pair_text
 

@@ -1,6 +1,7 @@
 """Download a benchmark's public files, check them, extract them and prepare the benchmark.
 
     python tools/download.py ucf_hmdb --root data [--subset N] [--no-prepare] [--no-check-certificate]
+    python tools/download.py pacs --root data              # also digits_dg, office_home_dg (Google Drive, gdown)
     python tools/download.py ntu_rgbd --root data          # registration only: says where to get it
 
 UCF-HMDB is public: UCF101.rar and hmdb51_org.rar (and the two releases' own split files) are fetched into
@@ -13,8 +14,14 @@ RAR archives need an external extractor: unrar, 7z or bsdtar (e.g. `apt install 
 p7zip-full` or `apt install libarchive-tools`). Zip and tar archives are extracted by Python itself. The
 format is read from the file's first bytes, not from its name.
 
-Something-Something, PKU-MMD and NTU RGB+D are given out after registration: for them the script prints where
-to ask and what to put where. The synthetic benchmark needs nothing: it is generated on first use.
+The image DG sets (PACS, Digits-DG, Office-Home-DG) are the zip files on Google Drive that Dassl downloads,
+fetched with gdown into ROOT/<name>/downloads/ (an interrupted download resumes from its partial file when the
+command is run again), checked (the SHA-256 where one is known, and the CRC-32 of every member of the zip)
+and extracted into Dassl's layout, which the dataset classes read as they are (datasets/image_dg.py).
+
+Something-Something, PKU-MMD, NTU RGB+D and Jester are given out after registration: for them the script prints
+where to ask and what to put where; EPIC-Kitchens-55's frames are public but large, and its preparation script
+says which to fetch. The synthetic benchmark needs nothing: it is generated on first use.
 """
 import argparse
 import hashlib
@@ -83,6 +90,30 @@ REGISTRATION = {
                  "  python tools/prepare_ntu.py --root {root}"),
     "synthetic_dg": ("Nothing to download: the synthetic benchmark is generated under {root}/synthetic_video_dg/ "
                      "by the first training run (a few seconds)."),
+    "jester_dg": ("Jester (20BN-Jester v1) is given out after registration at "
+                  "https://www.qualcomm.com/developer/software/jester-dataset\n"
+                  "Download the video parts and the label files into {dir}/, then:\n"
+                  "  cd {dir} && cat 20bn-jester-v1-?? | tar -xzf -   # -> 20bn-jester-v1/<id>/00001.jpg ...\n"
+                  "  python tools/prepare_jester_dg.py --root {root}   # keep jester-v1-*.csv in {dir}/"),
+    "epic_kitchens_dg": ("EPIC-Kitchens-55's RGB frames are public (one tar per video, P01, P08 and P22 for the DG "
+                         "domains) at https://data.bris.ac.uk/datasets/3h91syskeag572hl6tvuovwv4d/frames_rgb_flow/rgb/\n"
+                         "  python tools/prepare_epic_kitchens_dg.py --root {root}   # lists every tar it needs\n"
+                         "Put them as {dir}/rgb/<train|test>/<Pxx>/<video>.tar and run it again: it extracts them."),
+}
+
+
+class DriveFile(NamedTuple):
+    """A benchmark archive on Google Drive (the file Dassl's dataset class downloads)."""
+    file_id: str
+    name: str
+    sha256: Optional[str] = None  # none is published with these files
+
+
+# Drive ids from Dassl's dataset classes (dassl/data/datasets/dg/); each zip holds the folder <name>/.
+GDRIVE: Dict[str, DriveFile] = {
+    "pacs": DriveFile("1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE", "pacs.zip"),  # images/, splits/
+    "digits_dg": DriveFile("15V7EsHfCcfbKgsDmzQKj_DfXt_XYp_P7", "digits_dg.zip"),  # mnist/train/0/*.jpg ...
+    "office_home_dg": DriveFile("1gkbf_KaxoBws-GWT3XIPZ7BnkqbAxIFa", "office_home_dg.zip"),  # art/train/<class>/
 }
 # The extractors tried for RAR archives, in order: (program, arguments given archive and destination)
 RAR_EXTRACTORS = (("unrar", lambda a, d: ["x", "-o+", "-idq", a, d + os.sep]),
@@ -160,8 +191,8 @@ def fetch(url: str, dest: str, context: Optional[ssl.SSLContext] = None) -> int:
     return size
 
 
-def md5sum(path: str) -> str:
-    digest = hashlib.md5()
+def file_digest(path: str, algorithm: str = "md5") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
@@ -173,8 +204,8 @@ def verify(remote: Remote, path: str) -> None:
     problems = []
     if remote.size is not None and osp.getsize(path) != remote.size:
         problems.append(f"{osp.getsize(path)} bytes, expected {remote.size}")
-    if remote.md5 is not None and md5sum(path) != remote.md5:
-        problems.append(f"MD5 {md5sum(path)}, expected {remote.md5}")
+    if remote.md5 is not None and file_digest(path) != remote.md5:
+        problems.append(f"MD5 {file_digest(path)}, expected {remote.md5}")
     if problems:
         os.remove(path)
         raise ReleaseError(f"{path} is not the expected file ({'; '.join(problems)}); it was removed. Run the command "
@@ -233,9 +264,13 @@ def _extract_rar(archive: str, dest: str) -> None:
                        "brew install libarchive on macOS), then run the command again; the download is kept.")
 
 
+def extraction_marker(archive: str) -> str:
+    return osp.join(osp.dirname(archive), f".{osp.basename(archive)}.extracted")
+
+
 def extract_once(archive: str, dest: str) -> bool:
     """Extract unless a marker says this archive was extracted completely before; True if it extracted."""
-    marker = osp.join(osp.dirname(archive), f".{osp.basename(archive)}.extracted")
+    marker = extraction_marker(archive)
     if osp.isfile(marker):
         return False
     print(f"Extracting {osp.basename(archive)} -> {dest}")
@@ -255,10 +290,77 @@ def nested_archives(folder: str) -> List[str]:
     return sorted(found)
 
 
+# ---------------------------------------------------------------------------------------------- Google Drive
+def drive_fetch(remote: DriveFile, path: str) -> str:
+    """Download a Drive file to `path` with gdown (resuming a partial file of an earlier run); its SHA-256."""
+    try:
+        import gdown
+        from gdown.exceptions import DownloadError, FileURLRetrievalError
+    except ImportError:
+        raise ReleaseError("Downloads from Google Drive need gdown: pip install gdown (requirements.txt lists it), "
+                           "then run the command again.") from None
+    digest = hashlib.sha256()
+    try:
+        gdown.download(id=remote.file_id, output=path, resume=True, retries=ATTEMPTS - 1, use_cookies=False,
+                       hasher=digest)
+    except FileURLRetrievalError as e:  # Drive's quota page, a removed file, a changed sharing setting
+        raise ReleaseError(f"Google Drive refused {remote.name} (id {remote.file_id}): {str(e).strip()[:600]}\n"
+                           f"Download https://drive.google.com/uc?id={remote.file_id} in a browser into "
+                           f"{osp.dirname(path)}/ and run this command again.") from None
+    except (DownloadError, OSError) as e:
+        raise ReleaseError(f"Downloading {remote.name} failed ({e}). Run the command again: it resumes from the "
+                           f"partial file in {osp.dirname(path)}/.") from None
+    return digest.hexdigest()
+
+
+def check_zip(path: str, sha256: Optional[str], expected: Optional[str]) -> None:
+    """The SHA-256 against the known one, and every member's CRC-32 (zip's own checksum); a bad file is removed."""
+    problems = []
+    if expected is not None and sha256 != expected:
+        problems.append(f"SHA-256 {sha256}, expected {expected}")
+    else:
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            if bad is not None:
+                problems.append(f"member {bad} fails its CRC-32 check")
+        except zipfile.BadZipFile as e:
+            problems.append(f"not a complete zip archive ({e})")
+    if problems:
+        os.remove(path)
+        raise ReleaseError(f"{path} is not the expected file ({'; '.join(problems)}); it was removed. Run the "
+                           "command again to download it anew.")
+
+
+def download_from_drive(benchmark: str, root: str) -> None:
+    """Fetch, check and extract an image DG set into root/<benchmark>/ (Dassl's layout)."""
+    remote = GDRIVE[benchmark]
+    dataset_dir = osp.join(root, benchmark)
+    folder = osp.join(dataset_dir, DOWNLOADS)
+    os.makedirs(folder, exist_ok=True)
+    path = osp.join(folder, remote.name)
+    sha256 = None
+    if osp.isfile(path):
+        print(f"{remote.name}: already downloaded")
+    else:
+        print(f"Downloading {remote.name} from Google Drive (id {remote.file_id})")
+        sha256 = drive_fetch(remote, path)
+    if not osp.isfile(extraction_marker(path)):  # a fresh download, or one put there by hand: check it first
+        sha256 = sha256 or file_digest(path, "sha256")
+        check_zip(path, sha256, remote.sha256)
+        known = "matches the known one" if remote.sha256 else "none is published to compare with"
+        print(f"{remote.name}: SHA-256 {sha256} ({known}); every member passed its CRC-32 check")
+    with zipfile.ZipFile(path) as z:
+        top = {name.split("/", 1)[0] for name in z.namelist()}
+    extract_once(path, root if top == {benchmark} else dataset_dir)  # the zip holds <benchmark>/ or its content
+    print(f"{benchmark} is ready in {dataset_dir}: train with --root {root} "
+          f"--dataset-config-file configs/datasets/{benchmark}.yaml")
+
+
 # ---------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("benchmark", choices=sorted(list(PUBLIC) + list(REGISTRATION)),
+    parser.add_argument("benchmark", choices=sorted(list(PUBLIC) + list(GDRIVE) + list(REGISTRATION)),
                         help="folder name of the benchmark under --root")
     parser.add_argument("--root", required=True, help="DATASET.ROOT; files go to ROOT/<benchmark>/")
     parser.add_argument("--mirror", help="fetch the files from this URL prefix (MIRROR/<file name>) instead")
@@ -299,6 +401,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dataset_dir = osp.join(root, args.benchmark)
     if args.benchmark in REGISTRATION:
         print(REGISTRATION[args.benchmark].format(dir=dataset_dir, root=args.root))
+        return 0
+    if args.benchmark in GDRIVE:
+        download_from_drive(args.benchmark, root)
         return 0
     context = ssl._create_unverified_context() if args.no_check_certificate else None  # noqa: S323 (asked for)
     download_benchmark(args.benchmark, dataset_dir, args.mirror, context)

@@ -21,7 +21,7 @@ from datasets import ucf_hmdb  # noqa: E402
 from datasets.base import shared_groups, split_file_path, write_split_file  # noqa: E402
 from datasets.list_dataset import VIDEO_EXTENSIONS, clip_key, strip_video_extension  # noqa: E402
 from datasets.release_check import (ListRow, ReleaseError, count_mismatches, head, link_release,  # noqa: E402
-                                    run_main, with_frame_counts, write_prepared)
+                                    rows_provenance, run_main, with_frame_counts, write_prepared)
 from video.listfile import parse_list_file  # noqa: E402
 
 SCRIPT = "tools/prepare_ucf_hmdb.py"
@@ -185,7 +185,7 @@ def write_split(dataset_dir: str, domain: str, val_keys: List[str], rows: List[L
     keys = [clip_key(path) for path, _, _ in rows]
     n_groups, n_clips = shared_groups(keys, val_keys, lambda key: ucf_hmdb.UCFHMDB.group_of(domain, key))
     # grouping "none": the reader accepts the groups it shares between train and val, with a warning
-    write_split_file(path, domain, ratio, seed, val_keys, grouping="none",
+    write_split_file(path, domain, ratio, seed, val_keys, grouping="none", made_from=rows_provenance(domain, rows),
                      source=f"official APN lists in {osp.abspath(list_dir)} ({len(val_keys)} of {len(rows)} videos "
                             "in val)")
     print(f"Official {domain} split: {len(val_keys)} of {len(rows)} videos in val -> {path}\n"

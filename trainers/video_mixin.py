@@ -94,7 +94,7 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         if cfg.TRAIN.CHANNELS_LAST:
             self.model.backbone.use_channels_last()
         print(f"# params: {count_num_param(self.model):,}")
-        self.optim = build_optimizer(self.model, cfg.OPTIM)
+        self.optim = build_optimizer(self.model, cfg.OPTIM, self.model.optimizer_groups(cfg.OPTIM.LR))
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("model", self.model, self.optim, self.sched)
 
@@ -103,7 +103,8 @@ class VideoDataMixin(DataParallelMixin, CheckpointMixin):
         Dassl's multi-network trainers do; it is checkpointed under OUTPUT_DIR/<name>/."""
         module.to(self.device)
         print(f"# params of {name}: {count_num_param(module):,}")
-        optim = build_optimizer(module, self.cfg.OPTIM)
+        groups = module.optimizer_groups(self.cfg.OPTIM.LR) if isinstance(module, VideoNet) else None
+        optim = build_optimizer(module, self.cfg.OPTIM, groups)
         sched = build_lr_scheduler(optim, self.cfg.OPTIM)
         self.register_model(name, module, optim, sched)
         return module

@@ -4,9 +4,11 @@ from typing import Optional, Tuple
 
 from framework import Datum
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
 
 class VideoDatum(Datum):
-    """A labelled clip.
+    """A labelled clip (or a still image: a clip of one frame).
 
     Dassl's Datum asserts that `impath` is an existing *file*, which a frame folder is not. This subclass
     accepts a file or a folder (and names the path when it is missing), stores the same private fields that
@@ -39,6 +41,11 @@ class VideoDatum(Datum):
     @property
     def is_frame_folder(self) -> bool:
         return osp.isdir(self._impath)
+
+    @property
+    def is_image(self) -> bool:
+        """A still image (image DG benchmarks): read as a clip of one frame."""
+        return osp.splitext(self._impath)[1].lower() in IMAGE_EXTENSIONS
 
     def __repr__(self) -> str:
         return (f"VideoDatum({self._impath!r}, label={self._label}, domain={self._domain}, "

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from video.datum import VideoDatum
-from video.readers import VideoReadError, read_sampled_frames, resolve_backend
+from video.readers import VideoReadError, check_frame_sizes, read_sampled_frames, resolve_backend
 from video.sampling import sample_segment_indices
 
 
@@ -51,9 +51,10 @@ def drop_skipped(batch: Dict) -> Tuple[Dict, torch.Tensor]:
 
 
 def check_files(splits: Dict[str, Sequence[VideoDatum]], cfg) -> List[Tuple[str, str, str]]:
-    """DATASET.CHECK_FILES: open every clip of the run's splits and decode its evaluation frames, before any
-    training, so that a broken target file is found at minute 0. Returns (split, path, reason) per broken clip;
-    raises with the list unless DATASET.SKIP_CORRUPT is set (then each is logged and skipped when met)."""
+    """DATASET.CHECK_FILES: open every clip of the run's splits and decode its evaluation frames (and check that
+    the frames of a folder have one size), before any training, so that a broken target file is found at minute
+    0. Returns (split, path, reason) per broken clip; raises with the list unless DATASET.SKIP_CORRUPT is set
+    (then each is logged and skipped when met)."""
     backend = resolve_backend(cfg.DATASET.VIDEO_BACKEND)
     m = cfg.INPUT.NUM_SEGMENTS
     broken = []
@@ -63,6 +64,8 @@ def check_files(splits: Dict[str, Sequence[VideoDatum]], cfg) -> List[Tuple[str,
             for item in items:
                 try:
                     read_sampled_frames(item, lambda n: sample_segment_indices(n, m, train=False), backend)
+                    if item.is_frame_folder:  # training samples other frames than these: all must stack
+                        check_frame_sizes(item)
                 except VideoReadError as e:
                     broken.append((split, item.impath, e.reason or str(e)))
                 bar.update()

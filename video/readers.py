@@ -1,4 +1,5 @@
-"""Decoding stage: frame counts and the frames at given indices, from a video file or a frame folder.
+"""Decoding stage: frame counts and the frames at given indices, from a video file, a frame folder or a still
+image (a clip of one frame).
 
 Indices are relative to the clip: with `datum.frame_range = (start, stop)` index i is frame start + i of the
 underlying video (or frame file number first_frame + start + i of the folder). Any problem with the data on
@@ -10,6 +11,7 @@ import os
 import os.path as osp
 import re
 import string
+from collections import Counter
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -130,9 +132,28 @@ class _PyAVVideo:
             self._seekable = bool(pts) and all(p is not None for p in pts) and len(set(pts)) == len(pts)
             self._pts = sorted(pts) if self._seekable else [None] * len(pts)
             self._key_pts = sorted(p for p, k in zip(pts, keys) if k) if self._seekable else []
+            self._refuse_if_cut_off()
         except Exception:
             self._container.close()
             raise
+
+    def _refuse_if_cut_off(self) -> None:
+        """A file whose end is missing (a cut-off download) demuxes fewer packets than its header declares;
+        FFmpeg stops quietly at the cut, so without this check the file reads as a shorter clip with a damaged
+        tail. decord refuses such files when it indexes them; this is the same refusal.
+
+        A complete AVI may declare more frames than it has packets (dropped frames have no data), but its
+        remaining packets still reach the declared duration, so the check needs both signs of a cut."""
+        declared, found = self._stream.frames, len(self._pts)
+        if not declared or found >= declared:
+            return  # no count in the header (Matroska, WebM), or every declared frame is there
+        if self._seekable and self._stream.duration and found > 1:
+            step = (self._pts[-1] - self._pts[0]) / (found - 1)
+            declared_end = (self._stream.start_time or 0) + self._stream.duration
+            if self._pts[-1] + 1.5 * step >= declared_end:
+                return  # the packets reach the declared end: frames were dropped, nothing is cut off
+        raise EOFError(f"the file is cut off: its header declares {declared} frames, only {found} are in the file "
+                       "(an interrupted download or copy?)")
 
     def __len__(self) -> int:
         return len(self._pts)
@@ -209,7 +230,22 @@ def _open_video(path: str, backend: str = "auto"):
     try:
         return (_DecordVideo if name == "decord" else _PyAVVideo)(path)
     except Exception as e:
-        raise _video_error(path, f"{name} cannot open it ({_short(e)})") from e
+        reason = f"{name} cannot open it ({_short(e)})"
+        if name == "decord":
+            reason += _codec_hint(path)
+        raise _video_error(path, reason) from e
+
+
+def _codec_hint(path: str) -> str:
+    """When decord cannot open a file that PyAV can (a codec decord was built without, e.g. AV1), say so."""
+    try:
+        import av
+        with av.open(path) as container:
+            codec = container.streams.video[0].codec_context.name
+    except Exception:  # noqa: BLE001 - PyAV missing or the file broken: no better hint than decord's error
+        return ""
+    return (f"; the video stream is {codec}, which this decord build cannot decode, while PyAV opens it: "
+            "set DATASET.VIDEO_BACKEND pyav")
 
 
 def _frame_numbers(datum: VideoDatum) -> List[int]:
@@ -252,6 +288,30 @@ def _count_folder_frames(datum: VideoDatum) -> int:
     return n
 
 
+def check_frame_sizes(datum: VideoDatum) -> None:
+    """Every frame file of a folder has the size of the others (only the image headers are read). A read
+    stacks the sampled frames, so a folder with one odd frame fails only in the epoch that samples it."""
+    if datum.frame_range is None:
+        numbers = _frame_numbers(datum)
+    else:  # a clip cut from a long video's folder: its own frames only (no listing of the whole folder)
+        numbers = range(datum.first_frame + datum.frame_range[0], datum.first_frame + datum.frame_range[1])
+    sizes = {}
+    for number in numbers:
+        name = datum.frame_tmpl.format(number)
+        try:
+            with Image.open(osp.join(datum.impath, name)) as img:
+                sizes[name] = img.size
+        except OSError as e:  # a missing file too (FileNotFoundError)
+            raise _folder_error(datum.impath, f'frame file "{name}" cannot be read ({_short(e)})') from e
+    counts = Counter(sizes.values())
+    if len(counts) > 1:
+        common = counts.most_common(1)[0][0]
+        odd = [(name, size) for name, size in sizes.items() if size != common]
+        shown = ", ".join(f"{name} is {w}x{h}" for name, (w, h) in odd[:5])
+        raise _folder_error(datum.impath, f"frames differ in size: {shown}{' ...' if len(odd) > 5 else ''}, the "
+                            f"other {counts[common]} frames are {common[0]}x{common[1]}")
+
+
 def count_frames(datum: VideoDatum, backend: str = "auto") -> int:
     """Frames in the clip: stop - start of frame_range, else the decoder's count for a video file (authoritative;
     list-file counts may be off), else datum.num_frames or the frame files found for a folder."""
@@ -263,6 +323,8 @@ def count_frames(datum: VideoDatum, backend: str = "auto") -> int:
     if datum.is_frame_folder:
         n = _count_folder_frames(datum)  # checks the numbering even when the list gives a count
         return datum.num_frames if datum.num_frames > 0 else n
+    if datum.is_image:
+        return 1
     reader = _open_video(datum.impath, backend)
     n = len(reader)
     reader.close()
@@ -285,15 +347,20 @@ def read_frames(datum: VideoDatum, indices: Sequence[int], backend: str = "auto"
             raise ValueError(f"{datum.impath}: index {max(indices)} is outside frame_range {datum.frame_range}")
     absolute = [start + i for i in indices]
     if datum.is_frame_folder:
-        _count_folder_frames(datum)  # a gap in the numbering is an error even where no sampled frame falls
+        if datum.frame_range is None:  # a clip cut from a long video's folder needs only its own frames
+            _count_folder_frames(datum)  # a gap in the numbering is an error even where no sampled frame falls
         return _read_folder(datum, absolute)
+    if datum.is_image:
+        if max(absolute) > 0:
+            raise ValueError(f"{datum.impath}: an image is a clip of one frame, index {max(absolute)} requested")
+        return np.repeat(_read_image(datum.impath, _video_error)[None], len(indices), axis=0)
     return _read_video(datum.impath, absolute, backend=backend)
 
 
 def read_sampled_frames(datum: VideoDatum, choose_indices: Callable[[int], Sequence[int]],
                         backend: str = "auto") -> np.ndarray:
     """count_frames, then read_frames at choose_indices(count), opening a video file once for both."""
-    if datum.frame_range is not None or datum.is_frame_folder:
+    if datum.frame_range is not None or datum.is_frame_folder or datum.is_image:
         return read_frames(datum, choose_indices(count_frames(datum, backend)), backend)
     reader = _open_video(datum.impath, backend)
     n = len(reader)
@@ -323,19 +390,25 @@ def _read_video(path: str, indices: Sequence[int], reader=None, backend: str = "
     return frames
 
 
+def _read_image(path: str, error: Callable[[str, str], VideoReadError], folder: str = "") -> np.ndarray:
+    """One RGB image file; a missing or undecodable file raises `error(folder or path, reason)`."""
+    where = folder or path
+    if not osp.isfile(path):
+        raise error(where, f'frame file "{path}" is missing' if folder else "the file does not exist")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as e:  # PIL's error for truncated or unidentifiable images
+        raise error(where, f'frame file "{path}" cannot be decoded ({_short(e)})' if folder
+                    else f"it cannot be decoded as an image ({_short(e)})") from e
+
+
 def _read_folder(datum: VideoDatum, indices: Sequence[int]) -> np.ndarray:
     loaded: Dict[int, np.ndarray] = {}  # short clips repeat indices; read each file once
     for i in indices:
-        if i in loaded:
-            continue
-        frame_path = osp.join(datum.impath, datum.frame_tmpl.format(datum.first_frame + i))
-        if not osp.isfile(frame_path):
-            raise _folder_error(datum.impath, f'frame file "{frame_path}" is missing')
-        try:
-            with Image.open(frame_path) as img:
-                loaded[i] = np.asarray(img.convert("RGB"))
-        except OSError as e:  # PIL's error for truncated or unidentifiable images
-            raise _folder_error(datum.impath, f'frame file "{frame_path}" cannot be decoded ({_short(e)})') from e
+        if i not in loaded:
+            frame_path = osp.join(datum.impath, datum.frame_tmpl.format(datum.first_frame + i))
+            loaded[i] = _read_image(frame_path, _folder_error, folder=datum.impath)
     shapes = {frame.shape for frame in loaded.values()}
     if len(shapes) > 1:
         raise _folder_error(datum.impath, f"frames differ in size: {sorted(shapes)}")

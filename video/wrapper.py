@@ -91,7 +91,7 @@ class VideoDatasetWrapper(Dataset):
 
     def _announce(self) -> None:
         """Say once per process which decoder reads the videos (the log is how a user learns it)."""
-        if not any(not item.is_frame_folder for item in self.data_source):
+        if all(item.is_frame_folder or item.is_image for item in self.data_source):
             return
         key = (self.backend, self.cfg.DATASET.VIDEO_BACKEND)
         if key not in _announced:

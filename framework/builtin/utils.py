@@ -242,6 +242,10 @@ def load_checkpoint(fpath: str) -> Dict[str, Any]:
         raise ValueError("load_checkpoint was given an empty path: name the checkpoint file to load")
     if not osp.exists(fpath):
         raise FileNotFoundError(f'No checkpoint at "{fpath}"')
+    not_torch = _not_a_torch_file(fpath)
+    if not_torch:
+        raise CheckpointError(f'Cannot load the checkpoint "{fpath}": it is not a PyTorch checkpoint ({not_torch}). '
+                              "Point to a model.pth.tar-N or model-best.pth.tar written by a training run.")
     try:
         return torch.load(fpath, map_location=None if torch.cuda.is_available() else "cpu", weights_only=True)
     except Exception as e:  # truncated zip, empty file, or a pickle that needs more than weights-only loading
@@ -255,6 +259,19 @@ def load_checkpoint(fpath: str) -> Dict[str, Any]:
             advice = ("Delete it: a resumed run then continues from the newest intact checkpoint, and "
                       "--eval-only can load another epoch with --load-epoch N.")
         raise CheckpointError(f'Cannot load the checkpoint "{fpath}": {reason}. {advice}') from None
+
+
+def _not_a_torch_file(fpath: str) -> str:
+    """What a file is instead of a checkpoint, from its first bytes ('' = it may be one: torch writes a zip
+    archive, older versions a pickle; an empty or cut file is reported by torch.load's own error)."""
+    with open(fpath, "rb") as f:
+        head = f.read(512)
+    if not head or head.startswith(b"PK") or head[:1] == b"\x80":
+        return ""
+    text = head.decode("utf-8", errors="ignore")  # a character cut at byte 512 is dropped, not an error
+    if not text.strip() or not all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"its first bytes are {head[:8]!r}"
+    return f'a text file that begins "{text.strip().splitlines()[0][:60]}"'
 
 
 def capture_rng_state() -> Dict[str, Any]:

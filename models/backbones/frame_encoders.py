@@ -8,6 +8,10 @@ Each applies a 2-D CNN to every sampled frame, then a D-dimensional fully-connec
 - frame_smallcnn: a small CNN for CPU-scale runs. It keeps an 8x8 spatial grid instead of global pooling,
   because on the synthetic benchmark the class depends on where the object is in each frame.
 
+`feature_maps(clips)` gives the CNN's last spatial map instead, (B, M, C', h, w), before its pooling and the FC
+layer, for heads that read maps (STDN, models/heads/stdn.py): ResNet layer4 (C' = 2048 for ResNet-50, 7x7 at
+224 px), frame_smallcnn its 8x8 grid (C' = 32). `map_channels` is C'.
+
 Any frame encoder can mix feature statistics with MixStyle (Zhou et al., ICLR 2021), MODEL.BACKBONE.MIXSTYLE:
 after each named CNN stage, in training, a frame's channel-wise mean and standard deviation (over H x W) are
 replaced by a convex mix with those of a partner clip. Mixing is consistent within a clip: every frame of clip
@@ -106,9 +110,11 @@ class FrameEncoder(PartialBatchNorm, Backbone):
 
     def __init__(self, cnn: nn.Module, cnn_dim: int, feature_dim: int = 256, dropout: float = 0.8,
                  dropout_before_fc: bool = False, partial_bn: bool = False,
-                 stage_names: Optional[Dict[str, str]] = None):
+                 stage_names: Optional[Dict[str, str]] = None, map_stage: str = "", map_channels: int = 0):
         super().__init__()
         self.cnn = cnn
+        self.map_stage = map_stage  # the top-level child of cnn whose output is the last spatial map
+        self.map_channels = map_channels
         self.stage_names = dict(stage_names or {})  # MixStyle layer name -> module name inside cnn
         self.mixstyle = nn.ModuleList()
         self.fc = nn.Linear(cnn_dim, feature_dim)
@@ -136,18 +142,34 @@ class FrameEncoder(PartialBatchNorm, Backbone):
         self.cnn.to(memory_format=torch.channels_last)
         self.channels_last = True
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+    def flatten_frames(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips (B, M, C, H, W) -> frames (B*M, C, H, W), with MixStyle told the clip length M."""
         if clips.dim() != 5:
             raise ValueError(f"A frame encoder takes clips (B, M, C, H, W); got shape {tuple(clips.shape)}")
-        B, M = clips.shape[:2]
         for mixstyle in self.mixstyle:
-            mixstyle.clip_length = M
+            mixstyle.clip_length = clips.shape[1]
         frames = clips.flatten(0, 1)
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
-        f = self.cnn(frames)
+        return frames
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        f = self.cnn(self.flatten_frames(clips))
         f = self.fc(self.dropout(f)) if self.dropout_before_fc else self.dropout(self.fc(f))
-        return f.view(B, M, -1)
+        return f.view(*clips.shape[:2], -1)
+
+    def feature_maps(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips (B, M, C, H, W) -> the CNN's last spatial map of every frame, (B, M, C', h, w). The CNN's
+        top-level children run in order up to `map_stage` (ResNet's and a Sequential's forward is that order)."""
+        if not self.map_stage:
+            raise ValueError(f"{type(self.cnn).__name__} frame encoder names no spatial map stage; a head that reads "
+                             "feature maps needs frame_resnet50, frame_resnet18 or frame_smallcnn")
+        x = self.flatten_frames(clips)
+        for name, stage in self.cnn.named_children():
+            x = stage(x)
+            if name == self.map_stage:
+                return x.unflatten(0, clips.shape[:2])
+        raise ValueError(f'The frame CNN has no top-level stage "{self.map_stage}"')
 
 
 def _apply_after(module: nn.Module):
@@ -194,7 +216,7 @@ def frame_resnet50(pretrained: bool = True, feature_dim: int = 256, dropout: flo
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
     return FrameEncoder(_torchvision_resnet("resnet50", pretrained, weights), 2048, feature_dim, dropout,
-                        dropout_before_fc, partial_bn, stage_names=RESNET_STAGES)
+                        dropout_before_fc, partial_bn, stage_names=RESNET_STAGES, map_stage="layer4", map_channels=2048)
 
 
 @BACKBONE_REGISTRY.register()
@@ -202,7 +224,7 @@ def frame_resnet18(pretrained: bool = True, feature_dim: int = 256, dropout: flo
                    dropout_before_fc: bool = False, partial_bn: bool = False, weights: str = "",
                    **kwargs) -> FrameEncoder:
     return FrameEncoder(_torchvision_resnet("resnet18", pretrained, weights), 512, feature_dim, dropout,
-                        dropout_before_fc, partial_bn, stage_names=RESNET_STAGES)
+                        dropout_before_fc, partial_bn, stage_names=RESNET_STAGES, map_stage="layer4", map_channels=512)
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -228,4 +250,4 @@ def frame_smallcnn(pretrained: bool = False, feature_dim: int = 256, dropout: fl
         cnn.load_state_dict(load_checkpoint(weights))
         print(f'Loaded frame_smallcnn weights from "{weights}"')
     return FrameEncoder(cnn, 32 * 8 * 8, feature_dim, dropout, dropout_before_fc, partial_bn,
-                        stage_names={"conv1": "0", "conv2": "2", "conv3": "3"})
+                        stage_names={"conv1": "0", "conv2": "2", "conv3": "3"}, map_stage="4", map_channels=32)

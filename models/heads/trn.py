@@ -39,9 +39,13 @@ def scale_level(k: int) -> str:
 
 
 class RelationSampler(nn.Module):
-    """The ordered k-frame relations of M frames for k = M..2, and which of them a forward pass uses."""
+    """The ordered k-frame relations of M frames for k = M..2, and which of them a forward pass uses.
 
-    def __init__(self, num_segments: int, relations_per_scale: int):
+    `ordered` takes every ordering of k items instead (k-permutations: STDN's relations among the groups of a
+    frame, models/heads/stdn.py); `random_in_eval` draws at random in eval mode too (STDN's official code)."""
+
+    def __init__(self, num_segments: int, relations_per_scale: int, ordered: bool = False,
+                 random_in_eval: bool = False):
         super().__init__()
         if num_segments < 2:
             raise ValueError(f"Temporal relations need M >= 2 segments (INPUT.NUM_SEGMENTS); got {num_segments}")
@@ -49,8 +53,10 @@ class RelationSampler(nn.Module):
             raise ValueError(f"RELATIONS_PER_SCALE must be >= 1, got {relations_per_scale}")
         self.scales = list(range(num_segments, 1, -1))
         self.relations_per_scale = relations_per_scale
+        self.random_in_eval = random_in_eval
+        tuples = itertools.permutations if ordered else itertools.combinations
         for k in self.scales:
-            frames = torch.tensor(list(itertools.combinations(range(num_segments), k)))
+            frames = torch.tensor(list(tuples(range(num_segments), k)))
             self.register_buffer(f"relations{k}", frames, persistent=False)
 
     def chosen(self, k: int) -> torch.Tensor:
@@ -58,7 +64,7 @@ class RelationSampler(nn.Module):
         relations = getattr(self, f"relations{k}")
         total = relations.shape[0]
         n = min(self.relations_per_scale, total)
-        if self.training:
+        if self.training or self.random_in_eval:
             pick = torch.randperm(total, device=relations.device)[:n].sort().values
         else:
             pick = torch.linspace(0, total - 1, n, device=relations.device).round().long()
