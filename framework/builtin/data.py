@@ -7,7 +7,6 @@ from its caller; the built-in engine has no image transforms of its own.
 import os.path as osp
 import random
 from collections import defaultdict
-from functools import cached_property
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -69,24 +68,19 @@ class DatasetBase:
     val = _read_only("_val", "validation items")
     test = _read_only("_test", "test items")
 
+    lab2cname = _read_only("_lab2cname", "class index -> class name")
+    classnames = _read_only("_classnames", "class names in index order")
+    num_classes = _read_only("_num_classes", "number of classes")
+
     def __init__(self, train_x=None, train_u=None, val=None, test=None):
         if not train_x:
             raise ValueError(f"{type(self).__name__} found no training items (train_x is empty), and the class "
                              "count and names come from them: check DATASET.ROOT and DATASET.SOURCE_DOMAINS")
         self._train_x, self._train_u, self._val, self._test = train_x, train_u, val, test
-
-    # Derived from train_x on first use (Dassl's rule: classes are what the training items name).
-    @cached_property
-    def num_classes(self) -> int:
-        return self.get_num_classes(self._train_x)
-
-    @cached_property
-    def lab2cname(self) -> Dict[int, str]:
-        return self.get_lab2cname(self._train_x)[0]
-
-    @cached_property
-    def classnames(self) -> List[str]:
-        return self.get_lab2cname(self._train_x)[1]
+        # Dassl's rule: the classes are the ones the training items name. A dataset with a class list of its own
+        # overwrites these private fields afterwards, as it would on Dassl (datasets/base.py use_class_list).
+        self._num_classes = self.get_num_classes(train_x)
+        self._lab2cname, self._classnames = self.get_lab2cname(train_x)
 
     @staticmethod
     def get_num_classes(data_source) -> int:
