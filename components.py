@@ -10,6 +10,7 @@ files), so that `train.py --help` answers at once.
 import ast
 import importlib
 import pkgutil
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -28,24 +29,35 @@ def import_submodules(package_name: str, package_path) -> None:
 
 
 def register_all() -> None:
+    """Import (so register) every dataset, model and trainer; call once at the start of an entry point."""
     for name in PACKAGES:
         importlib.import_module(name)
 
 
+def registered() -> bool:
+    """Whether register_all has imported the packages."""
+    return all(name in sys.modules for name in PACKAGES)
+
+
 def _registered_in(path: Path) -> Dict[str, List[str]]:
-    """{registry: [names]} for the `@X_REGISTRY.register()` definitions in one source file."""
+    """{registry: [names]} for the `@X_REGISTRY.register()` definitions in one source file; a definition inside a
+    module-level `if` is named with its condition, e.g. "DasslCrossGrad (if ENGINE == 'dassl')"."""
     found: Dict[str, List[str]] = {}
     tree = ast.parse(path.read_text(), filename=str(path))
+    condition = {}  # definition -> the test of the module-level `if` it is in
+    for top in tree.body:
+        if isinstance(top, ast.If):
+            for inner in ast.walk(top):
+                condition[inner] = ast.unparse(top.test)
     for node in ast.walk(tree):
         if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             continue
         for deco in node.decorator_list:
-            if isinstance(deco, ast.Name) and deco.id == "register_trainer":  # framework.register_trainer
-                found.setdefault("trainers", []).append(node.name)
             call = deco.func if isinstance(deco, ast.Call) else deco
             if isinstance(call, ast.Attribute) and call.attr == "register" and isinstance(call.value, ast.Name):
                 if call.value.id in REGISTRIES:
-                    found.setdefault(REGISTRIES[call.value.id], []).append(node.name)
+                    name = f"{node.name} (if {condition[node]})" if node in condition else node.name
+                    found.setdefault(REGISTRIES[call.value.id], []).append(name)
     return found
 
 

@@ -11,15 +11,26 @@ component (trainer, head, backbone, dataset) declares its own keys next to its c
         cfg.TRAINER.MYMETHOD = CN()
         cfg.TRAINER.MYMETHOD.WEIGHT = 1.0  # what it does
 
-`extend_cfg` registers every component (components.register_all) and then runs each declaration. One key per
-line with its meaning. Where the paper and the official APN code (thuml/VideoDG) disagree, the default
-follows the paper and the comment names the official setting.
+`extend_cfg` runs the declarations of the components imported so far, so an entry point (train.py,
+ensemble.py, a tool that builds models) calls `components.register_all()` first; a key of a component that was
+not imported is then unknown to yacs, which merge_config_file says. One key per line with its meaning. Where
+the paper and the official APN code (thuml/VideoDG) disagree, the default follows the paper and the comment
+names the official setting.
+
+Search spaces live next to the keys too: a component names the keys worth tuning and how a random search
+(sweep.py) draws them; the default of each key stays its config value, so it is never written twice:
+
+    search_space("TRAINER.NAME=MYMETHOD", {"TRAINER.MYMETHOD.WEIGHT": LogUniform(0.01, 10.0)})
 """
+import math
 import os.path as osp
-from typing import Callable, List
+import random
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import yaml
 from yacs.config import CfgNode as CN
+
+import components
 
 ConfigDefaults = Callable[[CN], None]
 _COMPONENT_DEFAULTS: List[ConfigDefaults] = []
@@ -31,6 +42,74 @@ def config_defaults(declare: ConfigDefaults) -> ConfigDefaults:
     if declare not in _COMPONENT_DEFAULTS:
         _COMPONENT_DEFAULTS.append(declare)
     return declare
+
+
+# ---------------------------------------------------------------------------------------------- search spaces
+# A distribution draws one value of a key from a random.Random; `default` is the key's value in the run's merged
+# config (defaults.py, then the YAML files), which draw 0 of every sweep keeps.
+class LogUniform(NamedTuple):
+    """exp(U(log low, log high))."""
+    low: float
+    high: float
+
+    def draw(self, rng: random.Random, default):
+        return _round(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+
+class Uniform(NamedTuple):
+    low: float
+    high: float
+
+    def draw(self, rng: random.Random, default):
+        return _round(rng.uniform(self.low, self.high))
+
+
+class Choice(NamedTuple):
+    values: Sequence
+
+    def draw(self, rng: random.Random, default):
+        return rng.choice(list(self.values))
+
+
+class Scaled(NamedTuple):
+    """The default times a log-uniform factor in [low, high]: one space for settings whose defaults differ
+    (Adam at 2e-3 on CPU, SGD at 1e-3 at the paper's scale). integer: rounded, at least 1 (batch sizes)."""
+    low: float
+    high: float
+    integer: bool = False
+
+    def draw(self, rng: random.Random, default):
+        value = default * math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return max(1, int(round(value))) if self.integer else _round(value)
+
+
+Distribution = Union[LogUniform, Uniform, Choice, Scaled]
+EVERY_RUN = "*"
+# (applies_to, {KEY: distribution}) in the order they were declared
+SEARCH_SPACES: List[Tuple[str, Dict[str, Distribution]]] = []
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.3g}")  # 3 significant digits: readable configs, and no draw differs by noise alone
+
+
+def search_space(applies_to: str, space: Dict[str, Distribution]) -> None:
+    """Declare how a random search draws some keys. applies_to: "*" (every run) or "KEY=VALUE" (the runs whose
+    merged config has KEY == VALUE, e.g. "TRAINER.NAME=APN" or "MODEL.HEAD.NAME=apn_pyramid")."""
+    if applies_to != EVERY_RUN and "=" not in applies_to:
+        raise ValueError(f'search_space("{applies_to}", ...): use "*" or "KEY=VALUE", e.g. "TRAINER.NAME=APN"')
+    if (applies_to, space) not in SEARCH_SPACES:
+        SEARCH_SPACES.append((applies_to, space))
+
+
+# The optimiser keys every method shares (DomainBed tunes the same three); factors of the setting's own
+# values, so that one space serves the CPU and the paper settings. A batch of twice the default needs twice
+# the memory: on a GPU that is full at the default, fix the key (sweep.py ... BATCH_SIZE=N).
+search_space(EVERY_RUN, {
+    "OPTIM.LR": Scaled(0.1, 3.0),
+    "OPTIM.WEIGHT_DECAY": Scaled(0.1, 10.0),
+    "DATALOADER.TRAIN_X.BATCH_SIZE": Scaled(0.5, 2.0, integer=True),
+})
 
 
 def extend_cfg(cfg: CN) -> None:
@@ -63,6 +142,11 @@ def extend_cfg(cfg: CN) -> None:
     cfg.MODEL.BACKBONE.DROPOUT = 0.8  # dropout on frame features (paper: 0.8)
     cfg.MODEL.BACKBONE.DROPOUT_BEFORE_FC = False  # paper: FC then Dropout; official code: Dropout then FC
     cfg.MODEL.BACKBONE.PARTIAL_BN = False  # freeze every BatchNorm but the first (TSN/TRN; official APN code: on)
+    # std of a normal init of the frame encoder's last FC layer (bias 0); 0 keeps PyTorch's default init.
+    # Official APN code: 0.001. A warm start (MODEL.INIT_WEIGHTS) overwrites it with the weights it holds.
+    cfg.MODEL.BACKBONE.FC_INIT_STD = 0.0
+    # The classifier h: one Linear layer (paper); True: ReLU, then Linear (official APN code). VideoNet builds it.
+    cfg.MODEL.CLASSIFIER_RELU = False
 
     # ------------------------------------------------------------------ training extras (all video trainers)
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
@@ -73,10 +157,7 @@ def extend_cfg(cfg: CN) -> None:
     cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures
 
     # ------------------------------------------------------------------ each component's own keys
-    import components  # here, not at the top: components import this module for `config_defaults`
-
-    components.register_all()
-    for declare in _COMPONENT_DEFAULTS:
+    for declare in _COMPONENT_DEFAULTS:  # those of the imported components (components.register_all)
         declare(cfg)
 
 
@@ -114,4 +195,10 @@ def read_config_file(path: str, _seen: tuple = ()) -> dict:
 def merge_config_file(cfg: CN, path: str) -> None:
     """cfg.merge_from_file for files that may use `_BASE_`; unknown keys and wrong types are refused as by
     yacs (the error names the key)."""
-    cfg.merge_from_other_cfg(CN(read_config_file(path)))
+    try:
+        cfg.merge_from_other_cfg(CN(read_config_file(path)))
+    except KeyError as e:
+        if not components.registered():
+            raise KeyError(f"{e.args[0]} (in {path}). No component is registered yet: call "
+                           "components.register_all() before extend_cfg, as train.py does") from None
+        raise

@@ -14,6 +14,7 @@ from typing import List, Tuple
 
 import numpy as np
 
+import components
 from defaults import extend_cfg
 from framework import build_trainer, get_cfg_default, setup_logger
 from trainers.results import Predictions, collect_predictions, print_and_save, split_rows
@@ -35,7 +36,7 @@ def load_run_config(model_dir: str, root: str, output_dir: str):
     if not osp.isfile(path):
         raise FileNotFoundError(f'No config.yaml in "{model_dir}": pass the OUTPUT_DIR of a train.py run')
     cfg = get_cfg_default()
-    extend_cfg(cfg)  # also registers every dataset, model and trainer
+    extend_cfg(cfg)  # the keys of the registered components (components.register_all, in main)
     cfg.merge_from_file(path)
     if root:
         cfg.DATASET.ROOT = root
@@ -55,6 +56,7 @@ def member_predictions(model_dir: str, args) -> Tuple[object, Predictions]:
 
 
 def main(args) -> None:
+    components.register_all()
     setup_logger(args.output_dir)
     members, cfgs = [], []
     for model_dir in args.model_dirs:

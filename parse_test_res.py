@@ -18,7 +18,6 @@ runs show as "missing". Markdown is printed and written with CSV to GRID/table_<
 --figure PNG also draws the grid as a dot plot, one line per model and variant, with every seed.
 """
 import argparse
-import csv
 import os.path as osp
 import sys
 from typing import List, Sequence
@@ -27,7 +26,7 @@ from tabulate import tabulate
 
 from analysis.runs import Run, describe_groups, find_runs, group_by_setting
 from analysis.tables import (average_cell, collect_grid, paper_table, seed_summary, task_labels, variant_rows,
-                             variants_table)
+                             variants_table, write_table)
 
 
 def warn(message: str) -> None:
@@ -97,15 +96,8 @@ def make_table(args) -> int:
     headers, rows = layout(grid, digits=args.digits)
     what = "pooled target" if not args.per_target else "per target"
     print(f"{args.metric} ({what}), mean +- std over seeds, model selected on the source validation split")
-    markdown = tabulate(rows, headers=headers, tablefmt="github")
-    print(markdown)
     prefix = args.out or osp.join(args.directory, f"table_{args.table}")
-    with open(prefix + ".md", "w") as f:
-        f.write(markdown + "\n")
-    with open(prefix + ".csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(headers)
-        writer.writerows(rows)
+    print(write_table(prefix, headers, rows, formats=("md", "csv")))
     print(f"Written to {prefix}.md and {prefix}.csv")
     if args.figure:
         draw_table_figure(grid, args, what)

@@ -45,10 +45,12 @@ def reset_cfg(cfg, args) -> None:
 
 
 def default_cfg():
-    """Dassl's defaults plus the project's keys (registers every component on the way)."""
+    """Dassl's defaults plus the project's keys, after registering every component."""
+    import components
     from defaults import extend_cfg
     from framework import get_cfg_default
 
+    components.register_all()
     cfg = get_cfg_default()
     extend_cfg(cfg)
     return cfg

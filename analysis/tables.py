@@ -5,41 +5,46 @@
 tasks, each cell "without / with ADA" with an arrow) and `variants_table` as Table 2 (rows = model + ADA
 variant). What a run is (model row, ADA variant, task) is read from its config.yaml (`describe_run`).
 """
+import csv
+import functools
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from tabulate import tabulate
 
 from analysis.runs import Run, describe_groups, group_by_setting
 
-# Paper row name of a model, by the name of its head or backbone (backbone first: a 3D backbone such as
-# I3D is the model; a frame encoder is not listed, so the head decides). `with` is the ADA variant the
-# paper's "with ADA" column uses for that model (Table 1: ADA* for APN, ADA for the baselines).
-# Add a model with one line.
+
+class ModelRow(NamedTuple):
+    name: str  # the paper's row name
+    with_ada: str  # the variant of the paper's "with ADA" column for this model (Table 1: ADA* for APN)
+    # The model's own name for the classifier's input, which ADA's LEVELS also accepts as last_hidden: ADA
+    # (Volpi et al.'s, on the last hidden layer) is LEVELS last_hidden or this level alone.
+    classifier_input: str = "last_hidden"
+
+
+# The paper row of a model, by the name of its head or backbone (backbone first: a 3D backbone such as I3D is
+# the model; a frame encoder is not listed, so the head decides). Add a model with one line.
 MODEL_ROWS = OrderedDict([
-    # name in MODEL.HEAD.NAME / MODEL.BACKBONE.NAME: (paper row, variant of "with ADA")
-    ("tsn", ("TSN", "ADA")),
-    ("trn", ("TRN", "ADA")),
-    ("trn_attn", ("TRN-ATTN", "ADA")),
-    ("frame_resnet50_tsm", ("TSM", "ADA")),  # TSM, I3D and Non-local are backbones under the tsn head
-    ("frame_smallres_tsm", ("TSM", "ADA")),
-    ("i3d_resnet50", ("I3D", "ADA")),
-    ("i3d_resnet_small", ("I3D", "ADA")),
-    ("nonlocal_resnet50", ("Non-local", "ADA")),
-    ("nonlocal_resnet_small", ("Non-local", "ADA")),
-    ("apn_pyramid", ("APN", "ADA*")),
-    ("stdn", ("STDN", "ADA")),  # Lin et al. 2023: without = the STDN trainer; with ADA = VideoADA on the head
+    # name in MODEL.HEAD.NAME / MODEL.BACKBONE.NAME: its row
+    ("tsn", ModelRow("TSN", "ADA")),
+    ("trn", ModelRow("TRN", "ADA")),
+    ("trn_attn", ModelRow("TRN-ATTN", "ADA")),
+    ("frame_resnet50_tsm", ModelRow("TSM", "ADA")),  # TSM, I3D and Non-local are backbones under the tsn head
+    ("frame_smallres_tsm", ModelRow("TSM", "ADA")),
+    ("i3d_resnet50", ModelRow("I3D", "ADA")),
+    ("i3d_resnet_small", ModelRow("I3D", "ADA")),
+    ("nonlocal_resnet50", ModelRow("Non-local", "ADA")),
+    ("nonlocal_resnet_small", ModelRow("Non-local", "ADA")),
+    ("apn_pyramid", ModelRow("APN", "ADA*", classifier_input="III")),  # h reads R^III
+    ("stdn", ModelRow("STDN", "ADA")),  # Lin et al. 2023: without = the STDN trainer; with ADA = VideoADA on the head
 ])
 
 # Trainers that train without ADA whatever their config says (ERM; STDN: its own losses, no ADA).
 ERM_TRAINERS = ("VideoVanilla", "STDN")
-# A LEVELS value that means "ADA on the last hidden layer" (the image ADA of Volpi et al.); for APN that is R^III.
-LAST_HIDDEN_LEVELS = {"last_hidden": "ADA", "III": "ADA"}
 
-# Domain order of the paper's columns (U->H before H->U, ...); domains not listed follow alphabetically.
-DOMAIN_ORDER = ["ucf", "hmdb", "doing", "pretending", "left", "middle", "right", "camera1", "camera2", "camera3",
-                "studio", "street", "sketch", "glimpse"]
 
 MISSING = "missing"
 UP, DOWN = "\u2191", "\u2193"
@@ -56,12 +61,12 @@ class RunKey(NamedTuple):
 ENCODER_ROWS = {"frame_vit_tiny": "ViT-tiny", "frame_vit_b16": "ViT-B/16", "frame_vit_b16_clip": "CLIP ViT-B/16"}
 
 
-def model_row(config: Dict) -> Tuple[str, str]:
-    """(paper row name, its "with ADA" variant) from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
+def model_row(config: Dict) -> ModelRow:
+    """The model's row from MODEL.BACKBONE.NAME / MODEL.HEAD.NAME."""
     backbone, head = config.get("MODEL.BACKBONE.NAME", ""), config.get("MODEL.HEAD.NAME", "")
     row = next((MODEL_ROWS[name] for name in (backbone, head) if name in MODEL_ROWS),
-               (head or backbone or "unknown", "ADA"))
-    return (f"{row[0]} ({ENCODER_ROWS[backbone]})", row[1]) if backbone in ENCODER_ROWS else row
+               ModelRow(head or backbone or "unknown", "ADA"))
+    return row._replace(name=f"{row.name} ({ENCODER_ROWS[backbone]})") if backbone in ENCODER_ROWS else row
 
 
 def ada_variant(config: Dict) -> str:
@@ -69,13 +74,13 @@ def ada_variant(config: Dict) -> str:
     levels = config.get(f"TRAINER.{trainer.upper()}.LEVELS")
     if trainer in ERM_TRAINERS:
         return "base"
-    if levels is None:  # another DG method (e.g. CrossGrad): its own row
+    if levels is None:  # another DG method (e.g. VideoCrossGrad): its own row
         return trainer or "unknown"
     parts = [p for p in str(levels).split("+") if p]
     if not parts or parts == ["none"]:
         return "base"
     if len(parts) == 1:
-        return LAST_HIDDEN_LEVELS.get(parts[0], f"ADA[{parts[0]}]")
+        return "ADA" if parts[0] in ("last_hidden", model_row(config).classifier_input) else f"ADA[{parts[0]}]"
     return "ADA*"
 
 
@@ -90,7 +95,7 @@ def describe_run(run: Run) -> RunKey:
     variant = ada_variant(config)
     if config.get("MODEL.BACKBONE.MIXSTYLE.LAYERS"):  # MixStyle, a frame-encoder option of any trainer: own row
         variant = "MixStyle" if variant == "base" else f"{variant} + MixStyle"
-    return RunKey(model_row(config)[0], variant, task_name(config))
+    return RunKey(model_row(config).name, variant, task_name(config))
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -110,11 +115,22 @@ class Cell(NamedTuple):
     def std(self) -> float:  # population std, as Dassl's parse_test_res.py
         return float(np.std(list(self.values.values())))
 
-    def text(self, digits: int = 2, ci95: bool = False) -> str:
+    @property
+    def sample_std(self) -> float:  # ddof 1, for the standard error over trials
+        return float(np.std(list(self.values.values()), ddof=1)) if self.n > 1 else float("nan")
+
+    def text(self, digits: int = 2, ci95: bool = False, spread: str = "std") -> str:
+        """mean +- spread; spread "std" (population), "ci95" (or ci95=True), or "se": the standard error
+        (sample std / sqrt(n)) with that std and n beside, as sweep.py collect reports trials."""
         if not self.n:
             return MISSING
-        spread = 1.96 * self.std / np.sqrt(self.n) if ci95 else self.std
-        return f"{self.mean:.{digits}f} +- {spread:.{digits}f}"
+        if spread == "se":
+            if self.n == 1:
+                return f"{self.mean:.{digits}f} (n 1)"
+            se = self.sample_std / np.sqrt(self.n)
+            return f"{self.mean:.{digits}f} +- {se:.{digits}f} (std {self.sample_std:.{digits}f}, n {self.n})"
+        width = 1.96 * self.std / np.sqrt(self.n) if ci95 or spread == "ci95" else self.std
+        return f"{self.mean:.{digits}f} +- {width:.{digits}f}"
 
 
 def target_value(run: Run, target: Optional[str], metric: str) -> Optional[float]:
@@ -200,12 +216,28 @@ def ordered(items, order: Sequence[str]) -> List[str]:
     return [o for o in order if o in items] + sorted(i for i in items if i not in order)
 
 
+@functools.lru_cache(maxsize=1)
+def benchmark_domains() -> List[List[str]]:
+    """Each benchmark's domains in the order of the paper's columns (U->H before H->U, ...): the `domains` of
+    each dataset class (datasets/), the one place that lists them."""
+    import datasets  # noqa: F401  (registers the dataset classes: imported only when a table is ordered)
+    from framework import DATASET_REGISTRY
+
+    classes = [DATASET_REGISTRY.get(name) for name in DATASET_REGISTRY.registered_names()]
+    return [list(cls.domains) for cls in classes if getattr(cls, "domains", None)]
+
+
 def task_order(tasks) -> List[str]:
+    """Tasks in the order of their benchmark's domains (the first dataset class that has every domain of the
+    tasks); unknown domains last, then by name."""
+    tasks = list(dict.fromkeys(tasks))
+    used = {d for task in tasks for d in task.replace("->", ",").split(",")}
+    order = next((domains for domains in benchmark_domains() if used <= set(domains)), [])
+
     def key(task: str):
         source, targets = task.split("->")
-        return [DOMAIN_ORDER.index(d) if d in DOMAIN_ORDER else len(DOMAIN_ORDER) for d in
-                [source, *targets.split(",")]], task
-    return sorted(dict.fromkeys(tasks), key=key)
+        return [order.index(d) if d in order else len(order) for d in [source, *targets.split(",")]], task
+    return sorted(tasks, key=key)
 
 
 def task_labels(tasks: Sequence[str]) -> List[str]:
@@ -229,14 +261,14 @@ def average_cell(cells: Sequence[Optional[Cell]]) -> Optional[Cell]:
 
 
 def _model_order() -> List[str]:
-    return list(OrderedDict.fromkeys(row for row, _ in MODEL_ROWS.values()))
+    return list(OrderedDict.fromkeys(row.name for row in MODEL_ROWS.values()))
 
 
-def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+def paper_table(grid: Grid, digits: int = 2, spread: str = "std") -> Tuple[List[str], List[List[str]]]:
     """Tables 1/3/4/5: one row per model, per task "without / with ADA" + arrow, and the average."""
     tasks = task_order(k.task for k in grid.cells)
     models = ordered((k.model for k in grid.cells), _model_order())
-    with_variant = {row: variant for row, variant in MODEL_ROWS.values()}
+    with_variant = {row.name: row.with_ada for row in MODEL_ROWS.values()}
     headers = ["model", *task_labels(tasks), "average"]
     rows = []
     for model in models:
@@ -247,15 +279,15 @@ def paper_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]
             ada = grid.cells.get(RunKey(model, with_name, task))
             base_cells.append(base)
             ada_cells.append(ada)
-            line.append(pair_text(base, ada, digits))
-        line.append(pair_text(average_cell(base_cells), average_cell(ada_cells), digits))
+            line.append(pair_text(base, ada, digits, spread))
+        line.append(pair_text(average_cell(base_cells), average_cell(ada_cells), digits, spread))
         rows.append(line)
     return headers, rows
 
 
-def pair_text(base: Optional[Cell], ada: Optional[Cell], digits: int) -> str:
-    left = base.text(digits) if base else MISSING
-    right = ada.text(digits) if ada else MISSING
+def pair_text(base: Optional[Cell], ada: Optional[Cell], digits: int, spread: str = "std") -> str:
+    left = base.text(digits, spread=spread) if base else MISSING
+    right = ada.text(digits, spread=spread) if ada else MISSING
     arrow = ""
     if base and ada and base.n and ada.n and round(ada.mean, digits) != round(base.mean, digits):
         arrow = " " + (UP if ada.mean > base.mean else DOWN)  # no arrow where the shown means are equal
@@ -279,7 +311,7 @@ def variant_rows(grid: Grid) -> Tuple[List[str], List[Tuple[str, List[Optional[C
     return tasks, rows
 
 
-def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[str]]]:
+def variants_table(grid: Grid, digits: int = 2, spread: str = "std") -> Tuple[List[str], List[List[str]]]:
     """Table 2: one row per model and ADA variant (base, + ADA, + ADA*, then any other variant)."""
     tasks, cell_rows = variant_rows(grid)
     headers = ["model", *task_labels(tasks), "average", "n (seeds)"]
@@ -287,6 +319,25 @@ def variants_table(grid: Grid, digits: int = 2) -> Tuple[List[str], List[List[st
     for label, cells in cell_rows:
         avg = average_cell(cells)
         counts = "/".join(str(c.n) if c else "0" for c in cells)
-        rows.append([label, *[c.text(digits) if c else MISSING for c in cells],
-                     avg.text(digits) if avg else MISSING, counts])
+        rows.append([label, *[c.text(digits, spread=spread) if c else MISSING for c in cells],
+                     avg.text(digits, spread=spread) if avg else MISSING, counts])
     return headers, rows
+
+
+def write_table(prefix: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                formats: Sequence[str] = ("md", "csv", "tex")) -> str:
+    """Write a table as PREFIX.md (GitHub Markdown), PREFIX.csv and PREFIX.tex (LaTeX tabular), those of
+    `formats`; returns the Markdown."""
+    markdown = tabulate(rows, headers=headers, tablefmt="github")
+    if "md" in formats:
+        with open(prefix + ".md", "w") as f:
+            f.write(markdown + "\n")
+    if "csv" in formats:
+        with open(prefix + ".csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(headers)
+            writer.writerows(rows)
+    if "tex" in formats:
+        with open(prefix + ".tex", "w") as f:
+            f.write(tabulate(rows, headers=headers, tablefmt="latex") + "\n")
+    return markdown

@@ -37,7 +37,11 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class VideoDGDataset(DatasetBase):
     dataset_dir = ""  # folder under DATASET.ROOT (subclasses set it)
-    domains: List[str] = []
+    domains: List[str] = []  # in the order of the paper's columns (U->H before H->U)
+    # The sources of the benchmark's single-source tasks (the paper's), each against every other domain as the
+    # targets; empty: every domain once. `tasks` lists them; scripts, tables and docs read them from there.
+    single_sources: List[str] = []
+    default_protocol = "single"  # the protocol of the benchmark's reported results: single or lodo
     domain_aliases: Dict[str, str] = {}  # other accepted spellings -> canonical domain name
     prepare_hint = ""  # the command that builds this benchmark's files, shown when they are missing
     # What `group_of` groups by, recorded in split files: one text, or one per domain.
@@ -67,6 +71,18 @@ class VideoDGDataset(DatasetBase):
         test = [item for label, domain in enumerate(target) for item in self.target_items(domain, label)]
         super().__init__(train_x=train_x, val=val, test=test)
         self.use_class_list()
+
+    @classmethod
+    def tasks(cls, protocol: str = "") -> List[Tuple[List[str], List[str]]]:
+        """(source domains, target domains) of each task of the benchmark. single: the single-source tasks;
+        lodo: leave-one-domain-out, each domain once the target and the others the sources; "": the
+        benchmark's default_protocol."""
+        protocol = protocol or cls.default_protocol
+        if protocol == "single":
+            return [([s], [d for d in cls.domains if d != s]) for s in cls.single_sources or cls.domains]
+        if protocol == "lodo":
+            return [([d for d in cls.domains if d != target], [target]) for target in cls.domains]
+        raise ValueError(f"Unknown protocol {protocol!r}: use single or lodo")
 
     # ------------------------------------------------------------------ hooks for subclasses
     def find_domains(self) -> None:

@@ -25,6 +25,7 @@ def download_hint(name: str) -> str:
 
 
 class ImageDGDataset(VideoDGDataset):
+    default_protocol = "lodo"  # image DG is reported leave-one-domain-out, as Dassl does
     """A release with its own train/val split per domain; subclasses say where the images of a split are."""
 
     grouping = "the release's own train/val split (not made here)"

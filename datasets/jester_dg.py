@@ -17,6 +17,7 @@ FRAME_TMPL = "{:05d}.jpg"
 class JesterDG(PreparedVideoDGDataset):
     dataset_dir = "jester_dg"
     domains = ["source", "target"]
+    single_sources = ["source"]  # STDN's one task: source -> target
     default_frame_tmpl = FRAME_TMPL
     grouping = "each video is its own group (the release names no actor)"
     prepare_hint = ("Download 20BN-Jester v1 (registration) and run `python tools/prepare_jester_dg.py --root "

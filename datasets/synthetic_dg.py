@@ -37,6 +37,7 @@ def generator_params(cfg) -> GeneratorParams:
 class SyntheticVideoDG(VideoDGDataset):
     dataset_dir = "synthetic_video_dg"
     domains = list(DOMAINS)
+    single_sources = ["studio"]  # the one single-source task: the plain studio -> the three shifted domains
     # Every clip has its own independently drawn generating parameters (video_rng(seed, domain, class, index)):
     # no two clips share a start, appearance or timing, so each clip is its own group.
     grouping = "each clip is its own group (its generating parameters are drawn independently)"

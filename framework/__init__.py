@@ -13,8 +13,9 @@ current PyTorch or is unsafe there (see CheckpointMixin): checkpoint save/load/r
 weights_only loads, `--load-epoch` works, exact resume, best-epoch tie-break), build_lr_scheduler (Dassl's
 warmup raises TypeError on torch >= 2.7), build_optimizer (same keys; adds OPTIM.IMPLEMENTATION, the
 foreach/fused kernel choice), and setup_logger (Dassl's stdout tee closes the stream it wraps when it is closed or
-garbage-collected, so a second run in one process, e.g. train.main() under pytest, loses stdout).
-Nothing else in the project imports dassl.
+garbage-collected, so a second run in one process, e.g. train.main() under pytest, loses stdout); TrainerX's
+epoch loop also is the built-in one (see TrainerX below). Nothing of Dassl's modules is changed, and nothing else
+in the project imports dassl.
 """
 import importlib.util
 import logging
@@ -60,16 +61,19 @@ if _reason is None:
                              load_pretrained_weights, mkdir_if_missing, set_random_seed)
 
     from .builtin.checkpointing import CheckpointMixin
+    from .builtin.trainer import TrainerX as _BuiltinTrainerX
 
     class TrainerX(CheckpointMixin, _DasslTrainerX):
-        """Dassl's TrainerX with the checkpoint fixes, exact resume and best-epoch tie-break of CheckpointMixin."""
-
-    # Dassl's batch lines format every loss with 4 decimals (a transport cost of 3e-6 prints 0.0000); its
-    # run_epoch takes MetricMeter from this module, so the built-in meter (same interface) is put there.
-    import dassl.engine.trainer as _dassl_trainer_module
-
-    from .builtin.utils import MetricMeter as _ReadableMetricMeter
-    _dassl_trainer_module.MetricMeter = _ReadableMetricMeter
+        """Dassl's TrainerX with the checkpoint fixes, exact resume and best-epoch tie-break of CheckpointMixin,
+        and the built-in engine's epoch loop. That loop prints Dassl's batch line, field for field, but writes
+        a value below 1e-3 in exponent form, where Dassl's four decimals print a transport cost of 3e-6 as
+        0.0000. It uses only Dassl's trainer API, so it runs unchanged on Dassl's TrainerX; Dassl's own module
+        is left as it is (Dassl's trainers, e.g. CrossGrad, keep its format)."""
+        run_epoch = _BuiltinTrainerX.run_epoch
+        _print_due = _BuiltinTrainerX._print_due
+        _eta = _BuiltinTrainerX._eta
+        _progress = _BuiltinTrainerX._progress
+        _scalars = _BuiltinTrainerX._scalars
 
 else:
     ENGINE = "builtin"
@@ -88,36 +92,19 @@ else:
 # Always the built-in versions (see the module docstring).
 from .builtin.optim import build_lr_scheduler, build_optimizer  # noqa: E402
 from .builtin.registry import check_availability  # noqa: E402
-from .builtin.runlock import OutputDirInUse, claim_output_dir  # noqa: E402
+from .builtin.runlock import OutputDirInUse, claim_output_dir, lock_holder  # noqa: E402
 from .builtin.utils import (CheckpointError, load_checkpoint, read_json, save_checkpoint,  # noqa: E402
                             setup_logger, write_json)
 
 
-# Dassl's own trainer classes by name, as Dassl registered them before any of this project's modules ran (empty on
-# the built-in engine). This project registers its own CrossGrad, DDAIG, DAELDG and DomainMix under the same
-# names (register_trainer); trainers/dassl_dg.py wraps the originals from here under Dassl* names.
-DASSL_TRAINERS = dict((name, TRAINER_REGISTRY.get(name)) for name in TRAINER_REGISTRY.registered_names())
-
-
-def register_trainer(cls):
-    """Class decorator: register `cls` in TRAINER_REGISTRY under its own name, replacing an entry of the same
-    name that Dassl registered (its original stays in DASSL_TRAINERS). A clash with another of this project's
-    trainers is still an error."""
-    name = cls.__name__
-    known = TRAINER_REGISTRY.get(name) if name in TRAINER_REGISTRY.registered_names() else cls
-    if known not in (cls, DASSL_TRAINERS.get(name)):
-        raise KeyError(f'Two trainers of this project are named "{name}"; rename one')
-    TRAINER_REGISTRY.register(cls, force=True)
-    return cls
-
-
 def clean_cfg(cfg, trainer: str) -> None:
-    """The engine's clean_cfg (keep TRAINER.NAME and TRAINER.<trainer.upper()>, drop the other nodes), but also
-    keep the node that the registered trainer reads, named by its class attribute `config_node`: a wrapper
-    such as DasslCrossGrad runs Dassl's CrossGrad code, which reads TRAINER.CROSSGRAD."""
+    """The engine's clean_cfg: keep TRAINER.NAME and TRAINER.<trainer.upper()>, the node of every trainer of this
+    project, and drop the other trainer nodes. A Dassl* adapter (trainers/dassl_dg.py) runs Dassl's code, which
+    reads Dassl's node, named by the adapter's class attribute `dassl_node` (CROSSGRAD for DasslCrossGrad); that
+    node is kept too."""
     node = None
     if trainer in TRAINER_REGISTRY.registered_names():
-        node = getattr(TRAINER_REGISTRY.get(trainer), "config_node", None)
+        node = getattr(TRAINER_REGISTRY.get(trainer), "dassl_node", None)
     kept = cfg.TRAINER[node] if node and node in cfg.TRAINER else None
     _engine_clean_cfg(cfg, trainer)
     if kept is not None:
@@ -127,12 +114,12 @@ def clean_cfg(cfg, trainer: str) -> None:
 __all__ = [
     "ENGINE", "ENGINE_ENV", "get_cfg_default", "clean_cfg", "Registry", "check_availability",
     "TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX", "SimpleNet",
-    "CheckpointMixin", "DASSL_TRAINERS", "register_trainer", "DATASET_REGISTRY", "build_dataset", "Datum",
+    "CheckpointMixin", "DATASET_REGISTRY", "build_dataset", "Datum",
     "DatasetBase", "DataManager",
     "DatasetWrapper", "BACKBONE_REGISTRY", "Backbone", "build_backbone", "HEAD_REGISTRY", "build_head",
     "NETWORK_REGISTRY", "build_network", "EVALUATOR_REGISTRY", "build_evaluator", "build_optimizer",
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",
     "MetricMeter", "mkdir_if_missing", "count_num_param", "load_pretrained_weights", "load_checkpoint",
     "save_checkpoint", "read_json", "write_json", "CheckpointError",
-    "OutputDirInUse", "claim_output_dir",
+    "OutputDirInUse", "claim_output_dir", "lock_holder",
 ]

@@ -25,7 +25,7 @@ PROJECTIONS = ("linear", "relu")
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with keys as values, on scaled_dot_product_attention; (B, L, D) tensors."""
 
-    def __init__(self, dim: int, num_heads: int, dropout: float, projections: str = "linear"):
+    def __init__(self, dim: int, *, num_heads: int, dropout: float, projections: str = "linear"):
         super().__init__()
         if projections not in PROJECTIONS:
             raise ValueError(f"MODEL.PYRAMID.PROJECTIONS must be one of {PROJECTIONS}, got {projections!r}")
@@ -76,10 +76,10 @@ class FeedForward(nn.Module):
 class ResidualAttention(nn.Module):
     """Multi-head attention + dropout + residual (to the queries) + layer normalisation."""
 
-    def __init__(self, dim: int, num_heads: int, dropout: float, projections: str = "linear",
+    def __init__(self, dim: int, *, num_heads: int, dropout: float, projections: str = "linear",
                  residual_dropout: bool = True, causal: bool = False):
         super().__init__()
-        self.attn = MultiHeadAttention(dim, num_heads, dropout, projections)
+        self.attn = MultiHeadAttention(dim, num_heads=num_heads, dropout=dropout, projections=projections)
         self.dropout = nn.Dropout(dropout if residual_dropout else 0.0)
         self.norm = nn.LayerNorm(dim)
         self.causal = causal
@@ -89,20 +89,23 @@ class ResidualAttention(nn.Module):
 
 
 class AttentionBlock(nn.Module):
+    """The block's options are keywords (the keys of MODEL.PYRAMID, lower case, hold the same names), so a head
+    forwards them as one mapping: AttentionBlock(dim, **options)."""
 
-    def __init__(self, dim: int, num_heads: int = 4, dropout: float = 0.3, ff_mult: int = 4,
+    def __init__(self, dim: int, *, num_heads: int = 4, dropout: float = 0.3, ff_mult: int = 4,
                  key_feedforward: bool = False, projections: str = "linear", causal_query: bool = False,
                  residual_dropout: bool = True, output_dropout: float = 0.0):
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f"Attention width {dim} is not divisible by {num_heads} heads")
-        sublayer = dict(projections=projections, residual_dropout=residual_dropout)
-        self.key_self_attn = ResidualAttention(dim, num_heads, dropout, **sublayer)
+        sublayer = dict(num_heads=num_heads, dropout=dropout, projections=projections,
+                        residual_dropout=residual_dropout)
+        self.key_self_attn = ResidualAttention(dim, **sublayer)
         # The official code refines the keys with their own feed-forward layer; the paper counts two FC layers.
         ff_dropout = dropout if residual_dropout else 0.0
         self.key_feedforward = FeedForward(dim, ff_mult * dim, ff_dropout) if key_feedforward else None
-        self.query_self_attn = ResidualAttention(dim, num_heads, dropout, causal=causal_query, **sublayer)
-        self.cross_attn = ResidualAttention(dim, num_heads, dropout, **sublayer)
+        self.query_self_attn = ResidualAttention(dim, causal=causal_query, **sublayer)
+        self.cross_attn = ResidualAttention(dim, **sublayer)
         self.feedforward = FeedForward(dim, ff_mult * dim, ff_dropout)
         self.output_dropout = nn.Dropout(output_dropout) if output_dropout > 0 else nn.Identity()
 

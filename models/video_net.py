@@ -33,7 +33,7 @@ Factory = TypeVar("Factory", bound=Callable)
 def reads_config(node: str) -> Callable[[Factory], Factory]:
     """Decorator for a backbone/head factory: pass it the keys of cfg.MODEL.<node> as keywords."""
     def mark(factory: Factory) -> Factory:
-        factory.config_node = node
+        factory.model_node = node
         return factory
     return mark
 
@@ -45,7 +45,7 @@ def reads_feature_maps(factory: Factory) -> Factory:
 
 
 def _node_options(cfg, registry, name: str) -> dict:
-    node = getattr(registry.get(name), "config_node", None)
+    node = getattr(registry.get(name), "model_node", None)
     if node is None:
         return {}
     if node not in cfg.MODEL:
@@ -94,12 +94,21 @@ class VideoNet(nn.Module):
         fdim = self.head.out_features
         if num_classes > 0:
             linear = nn.Linear(fdim, num_classes)
-            # The official APN code puts a ReLU in front of h (MODEL.PYRAMID.CLASSIFIER_RELU).
-            relu = getattr(self.head, "classifier_relu", False)
-            self.classifier = nn.Sequential(nn.ReLU(), linear) if relu else linear
+            self.classifier = nn.Sequential(nn.ReLU(), linear) if model_cfg.CLASSIFIER_RELU else linear
         else:  # as Dassl's SimpleNet with 0 classes: a feature extractor whose output is the head's feature
             self.classifier = nn.Identity()
         self._fdim = fdim
+        if model_cfg.BACKBONE.FC_INIT_STD > 0:
+            self.init_encoder_fc(model_cfg.BACKBONE.FC_INIT_STD)
+
+    def init_encoder_fc(self, std: float) -> None:
+        """N(0, std) weights and zero bias for the frame encoder's last FC layer (MODEL.BACKBONE.FC_INIT_STD)."""
+        fc = getattr(self.backbone, "fc", None)
+        if not isinstance(fc, nn.Linear):
+            raise ValueError(f"MODEL.BACKBONE.FC_INIT_STD needs a frame encoder with a Linear `fc`; "
+                             f"{type(self.backbone).__name__} has none (set FC_INIT_STD 0)")
+        nn.init.normal_(fc.weight, 0.0, std)
+        nn.init.zeros_(fc.bias)
 
     @property
     def fdim(self) -> int:

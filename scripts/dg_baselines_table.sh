@@ -32,11 +32,12 @@ single_source() {  # OUT_DIR ROWS [KEY VALUE ...]
     local out=$1 rows=$2; shift 2
     local tsn=() tsn_mix=()
     if [ "$rows" = all ]; then
-        tsn=(TSN=VideoVanilla RSC DomainMix_random=DomainMix,TRAINER.DOMAINMIX.TYPE=random APN_ADAstar=APN)
+        tsn=(TSN=VideoVanilla RSC=VideoRSC DomainMix_random=VideoDomainMix,TRAINER.VIDEODOMAINMIX.TYPE=random
+             APN_ADAstar=APN)
         tsn_mix=(MixStyle=VideoVanilla)
     fi
-    grid --out "$out" synthetic_dg "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=RSC,$APN" \
-        "DomainMix_random_APN=DomainMix,TRAINER.DOMAINMIX.TYPE=random,$APN" -- "$@"
+    grid --out "$out" synthetic_dg "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" "RSC_APN=VideoRSC,$APN" \
+        "DomainMix_random_APN=VideoDomainMix,TRAINER.VIDEODOMAINMIX.TYPE=random,$APN" -- "$@"
     grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg "${tsn_mix[@]}" \
         "MixStyle_APN=VideoVanilla,$APN" -- "$@"
 }
@@ -45,12 +46,13 @@ leave_one_out() {  # OUT_DIR ROWS [KEY VALUE ...]
     local out=$1 rows=$2; shift 2
     local tsn=() tsn_mix=()
     if [ "$rows" = all ]; then
-        tsn=(TSN=VideoVanilla CrossGrad DDAIG DAELDG DomainMix RSC APN_ADAstar=APN)
+        tsn=(TSN=VideoVanilla CrossGrad=VideoCrossGrad DDAIG=VideoDDAIG DAELDG=VideoDAELDG DomainMix=VideoDomainMix
+             RSC=VideoRSC APN_ADAstar=APN)
         tsn_mix=(MixStyle=VideoVanilla)
     fi
     grid --out "$out" synthetic_dg:lodo "${tsn[@]}" "APN_ERM=VideoVanilla,$APN" \
-        "CrossGrad_APN=CrossGrad,$APN" "DDAIG_APN=DDAIG,$APN" "DAELDG_APN=DAELDG,$APN" \
-        "DomainMix_APN=DomainMix,$APN" "RSC_APN=RSC,$APN" -- "${LODO_CLIPS[@]}" "$@"
+        "CrossGrad_APN=VideoCrossGrad,$APN" "DDAIG_APN=VideoDDAIG,$APN" "DAELDG_APN=VideoDAELDG,$APN" \
+        "DomainMix_APN=VideoDomainMix,$APN" "RSC_APN=VideoRSC,$APN" -- "${LODO_CLIPS[@]}" "$@"
     grid --out "$out" --setting mixstyle_smallcnn_cpu synthetic_dg:lodo "${tsn_mix[@]}" \
         "MixStyle_APN=VideoVanilla,$APN" -- "${LODO_CLIPS[@]}" "$@"
 }

@@ -4,7 +4,8 @@
 # BENCHMARK: synthetic_dg (studio -> the other three), ucf_hmdb (Table 1), ssv2_dg (Table 3), pku_mmd (Table 4),
 #   ntu_rgbd (Table 5), epic_kitchens_dg and jester_dg (STDN's: each kitchen -> the other two; source -> target),
 #   pacs, digits_dg, office_home_dg (image DG as one-frame clips: leave-one-domain-out, as Dassl reports them),
-#   or BENCHMARK:lodo for leave-one-domain-out (each domain once the target, the rest sources).
+#   or BENCHMARK:lodo for leave-one-domain-out (each domain once the target, the rest sources); the tasks come
+#   from the dataset class (python scripts/benchmark_tasks.py BENCHMARK [lodo] lists them).
 # METHOD: TRAINER, or NAME=TRAINER,KEY=VALUE,... (the keys go to that method only), e.g.
 #   APN   APN_noADA=APN,TRAINER.APN.LEVELS=none   TSN=VideoVanilla   TSN_ADA=VideoADA,MODEL.HEAD.NAME=tsn
 # SETTING names configs/trainers/TRAINER/SETTING.yaml (default smallcnn_cpu for synthetic_dg, else r50_paper).
@@ -14,7 +15,7 @@
 # e.g. bash scripts/paper_tasks.sh --root data ucf_hmdb TSN=VideoVanilla APN
 #      bash scripts/paper_tasks.sh synthetic_dg TSN=VideoVanilla TSN_ADA=VideoADA APN
 set -euo pipefail
-usage() { sed -n '2,17p' "$0"; exit 2; }
+usage() { sed -n '2,16p' "$0"; exit 2; }
 ROOT=data SETTING="" SEEDS="1 2 3" OUT=output DRY_RUN=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -30,34 +31,17 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 2 ] || usage
 BENCHMARK=${1%%:*}
-PROTOCOL=$( [[ $1 == *:lodo ]] && echo lodo || echo paper )
+PROTOCOL=$( [[ $1 == *:lodo ]] && echo lodo || true )  # empty: the benchmark's own protocol
 shift
 METHODS=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do METHODS+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ -n "$SETTING" ] || SETTING=$( [ "$BENCHMARK" = synthetic_dg ] && echo smallcnn_cpu || echo r50_paper )
 
-case $BENCHMARK in  # the paper's SOURCE:TARGETS tasks, and every domain of the benchmark
-    synthetic_dg) TASKS=("studio:street sketch glimpse"); DOMAINS="studio street sketch glimpse" ;;
-    ucf_hmdb) TASKS=("ucf:hmdb" "hmdb:ucf"); DOMAINS="ucf hmdb" ;;
-    ssv2_dg) TASKS=("doing:pretending" "pretending:doing"); DOMAINS="doing pretending" ;;
-    pku_mmd) TASKS=("left:middle right" "middle:left right" "right:left middle"); DOMAINS="left middle right" ;;
-    ntu_rgbd) TASKS=("camera1:camera2 camera3" "camera2:camera1 camera3" "camera3:camera1 camera2")
-              DOMAINS="camera1 camera2 camera3" ;;
-    epic_kitchens_dg) TASKS=("D1:D2 D3" "D2:D1 D3" "D3:D1 D2"); DOMAINS="D1 D2 D3" ;;
-    jester_dg) TASKS=("source:target"); DOMAINS="source target" ;;
-    pacs) DOMAINS="art_painting cartoon photo sketch"; PROTOCOL=lodo ;;
-    digits_dg) DOMAINS="mnist mnist_m svhn syn"; PROTOCOL=lodo ;;
-    office_home_dg) DOMAINS="art clipart product real_world"; PROTOCOL=lodo ;;
-    *) echo "Unknown benchmark '$BENCHMARK': use synthetic_dg, ucf_hmdb, ssv2_dg, pku_mmd, ntu_rgbd, epic_kitchens_dg," \
-            "jester_dg, pacs, digits_dg or office_home_dg" >&2; exit 2 ;;
-esac
-if [ "$PROTOCOL" = lodo ]; then  # SOURCES:TARGET, sources joined by '+' in the output path
-    TASKS=()
-    for target in $DOMAINS; do
-        TASKS+=("$(echo "$DOMAINS" | tr ' ' '\n' | grep -vx "$target" | paste -sd' '):$target")
-    done
-fi
+# The tasks, SOURCES:TARGETS, from the benchmark's dataset class (its `tasks`, datasets/base.py)
+# shellcheck disable=SC2086  # an empty PROTOCOL is no argument
+TASK_LINES=$(python "$(dirname "$0")/benchmark_tasks.py" "$BENCHMARK" $PROTOCOL) || exit 2
+mapfile -t TASKS <<< "$TASK_LINES"
 
 for task in "${TASKS[@]}"; do
     sources=${task%%:*}

@@ -1,10 +1,12 @@
-"""Ours vs Dassl's own DG trainers on one fixed batch: the same loss terms and the same updated weights.
+"""Ours (VideoCrossGrad, ...) vs Dassl's own DG trainers on clips (DasslCrossGrad, ...) on one fixed batch: the
+same loss terms and the same updated weights.
 
 Runs where this process's engine is real Dassl (VIDEODG_ENGINE=dassl <venv with Dassl>/bin/python -m pytest ...);
-skipped elsewhere. Both trainers are built from one config, Dassl's networks get our initial weights, and one
-forward_backward runs on the same batch. The optimiser is SGD: Adam's first step moves every weight by about
-+-lr whatever the gradient's size, so it would amplify rounding differences of near-zero gradients. Where the
-methods cannot match exactly, the test says what differs:
+skipped elsewhere. Both trainers are built from configs that set the same hyperparameters (ours in
+TRAINER.VIDEO<X>, Dassl's in TRAINER.<X>: the test checks that the shared keys agree), Dassl's networks get our
+initial weights, and one forward_backward runs on the same batch. The optimiser is SGD: Adam's first step moves
+every weight by about +-lr whatever the gradient's size, so it would amplify rounding differences of near-zero
+gradients. Where the methods cannot match exactly, the test says what differs:
 
 - DAELDG: Dassl computes the expert loss as -sum(y * log(p + 1e-5)), we use cross-entropy on the logits (the
   paper's loss); they differ by about 1e-5 / p, hence a looser tolerance on loss_x and on the weights. Both
@@ -19,31 +21,27 @@ import pytest
 import torch
 
 import train
-from framework import ENGINE, build_trainer
+from framework import ENGINE, TRAINER_REGISTRY, build_trainer
 from tests.helpers import TINY_SYNTHETIC
 
-pytestmark = pytest.mark.skipif(ENGINE != "dassl", reason="compares with Dassl's own trainers: run under real "
-                                "Dassl with VIDEODG_ENGINE=dassl")
+pytestmark = [pytest.mark.dassl,
+              pytest.mark.skipif(ENGINE != "dassl", reason="compares with Dassl's own trainers in this process: run "
+                                 "under real Dassl with VIDEODG_ENGINE=dassl")]
 
 TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio", "street",
                "--target-domains", "sketch"]
-CASES = {  # ours: (config, options, loss terms compared, absolute tolerance of loss terms and weights)
-    "CrossGrad": ("CrossGrad", [], ["loss_f", "loss_d"], 1e-5),
-    "DDAIG": ("DDAIG", [], ["loss_g", "loss_f", "loss_d"], 1e-5),
-    "DAELDG": ("DAELDG", [], ["loss_x", "loss_cr", "acc"], 1e-3),
-    "DomainMix": ("DomainMix", ["TRAINER.DOMAINMIX.TYPE", "random"], ["loss"], 1e-5),
+CASES = {  # Dassl's name: (options, loss terms compared, absolute tolerance of loss terms and weights)
+    "CrossGrad": ([], ["loss_f", "loss_d"], 1e-5),
+    "DDAIG": ([], ["loss_g", "loss_f", "loss_d"], 1e-5),
+    "DAELDG": ([], ["loss_x", "loss_cr", "acc"], 1e-3),
+    "DomainMix": (["TRAINER.VIDEODOMAINMIX.TYPE", "random", "TRAINER.DOMAINMIX.TYPE", "random"], ["loss"], 1e-5),
 }
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
-def make(trainer, config, opts, data_root, out):
+def make(trainer, opts, data_root, out):
     args = train.build_parser().parse_args([
         "--root", data_root, *TWO_SOURCES, "--trainer", trainer, "--config-file",
-        f"configs/trainers/{config}/smallcnn_cpu.yaml", "--output-dir", out, *TINY_SYNTHETIC,
+        f"configs/trainers/{trainer}/smallcnn_cpu.yaml", "--output-dir", out, *TINY_SYNTHETIC,
         "MODEL.BACKBONE.DROPOUT", "0.0", "OPTIM.NAME", "sgd", "OPTIM.LR", "0.05", *opts])
     t = build_trainer(train.setup_cfg(args))
     t.epoch, t.batch_idx, t.num_batches = 0, 0, 2  # mid-epoch: no LR step inside forward_backward
@@ -53,10 +51,15 @@ def make(trainer, config, opts, data_root, out):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_ours_and_dassls_compute_the_same_loss_terms(name, data_root, tmp_path):
-    config, opts, keys, atol = CASES[name]
-    ours = make(name, config, opts, data_root, str(tmp_path / "ours"))
-    theirs = make("Dassl" + name, config, opts, data_root, str(tmp_path / "theirs"))
-    assert type(theirs).__mro__[2] is not type(ours) and type(ours).__module__.startswith("trainers.")
+    opts, keys, atol = CASES[name]
+    ours = make("Video" + name, opts, data_root, str(tmp_path / "ours"))
+    theirs = make("Dassl" + name, opts, data_root, str(tmp_path / "theirs"))
+    dassl_cls = TRAINER_REGISTRY.get(name)  # under real Dassl, the plain name is Dassl's own trainer
+    assert dassl_cls.__module__.startswith("dassl.") and dassl_cls in type(theirs).__mro__
+    assert dassl_cls not in type(ours).__mro__ and type(ours).__module__.startswith("trainers.")
+    ours_node, theirs_node = ours.cfg.TRAINER["VIDEO" + name.upper()], theirs.cfg.TRAINER[name.upper()]
+    shared = sorted(set(ours_node) & set(theirs_node))
+    assert shared and all(ours_node[k] == theirs_node[k] for k in shared), (dict(ours_node), dict(theirs_node))
     assert sorted(ours._models) == sorted(theirs._models)
     for model in ours._models:  # Dassl's networks start from our weights (same layout, parameter by parameter)
         ours_state, theirs_state = ours._models[model].state_dict(), theirs._models[model].state_dict()

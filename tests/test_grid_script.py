@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO, TINY_SYNTHETIC, read_results
 
 
@@ -13,8 +15,10 @@ def run_grid(*args: str) -> subprocess.CompletedProcess:
                           text=True)
 
 
-def test_grid_runs_named_methods_with_their_overrides_and_skips_finished_runs(tmp_path):
-    grid = [ "--root", str(tmp_path / "data"), "--seeds", "1", "--out", str(tmp_path / "out"), "synthetic_dg",
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_grid_runs_named_methods_with_their_overrides_and_skips_finished_runs(data_root, tmp_path):
+    grid = ["--root", data_root, "--seeds", "1", "--out", str(tmp_path / "out"), "synthetic_dg",
              "TSN=VideoVanilla,OPTIM.MAX_EPOCH=1", "--", *TINY_SYNTHETIC]
     proc = run_grid(*grid)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -40,3 +44,22 @@ def test_dg_table_script_refuses_an_unknown_part_before_any_run(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "Unknown part 'lodos'" in proc.stderr
     assert not (tmp_path / "out").exists()  # the valid part before it did not start
+
+
+def test_a_benchmarks_tasks_come_from_its_dataset_class():
+    """scripts/benchmark_tasks.py (read by paper_tasks.sh) prints the dataset class's tasks: the paper's
+    single-source tasks of Table 4 and the leave-one-domain-out tasks of the synthetic benchmark."""
+    from datasets.synthetic_dg import SyntheticVideoDG
+
+    def tasks(*args):
+        proc = subprocess.run([sys.executable, "scripts/benchmark_tasks.py", *args], cwd=REPO, capture_output=True,
+                              text=True)
+        return proc.returncode, proc.stdout.split("\n")[:-1], proc.stderr
+
+    assert tasks("pku_mmd")[:2] == (0, ["left:middle right", "middle:left right", "right:left middle"])
+    code, lodo, _ = tasks("synthetic_dg", "lodo")
+    assert code == 0 and [line.split(":")[1] for line in lodo] == SyntheticVideoDG.domains
+    assert all(sorted(line.replace(":", " ").split()) == sorted(SyntheticVideoDG.domains) for line in lodo)
+    assert tasks("synthetic_dg")[1] == ["studio:street sketch glimpse"]
+    code, _, err = tasks("no_such_benchmark")
+    assert code == 2 and "Unknown benchmark 'no_such_benchmark'" in err and "ucf_hmdb" in err

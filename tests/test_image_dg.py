@@ -141,8 +141,10 @@ def test_one_epoch_on_each_miniature(tmp_path):
 
 def test_a_multi_source_dg_trainer_runs_on_one_frame_clips_unchanged(tmp_path):
     """A method that needs several source domains (it learns from their differences), as it runs on video."""
+    defaults = train.default_cfg()
     multi = sorted(name for name in TRAINER_REGISTRY.registered_names()
-                   if getattr(TRAINER_REGISTRY.get(name), "min_source_domains", 1) >= 2
+                   if hasattr(TRAINER_REGISTRY.get(name), "requirements")
+                   and TRAINER_REGISTRY.get(name).requirements(defaults).source_domains >= 2
                    and osp.isfile(f"configs/trainers/{name}/smallcnn_cpu.yaml"))
     assert multi, "no multi-source DG trainer with a CPU config"
     mini_pacs(tmp_path)

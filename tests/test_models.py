@@ -5,14 +5,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-import models.backbones.frame_encoders  # noqa: F401  (registers the backbones)
-import models.heads.apn_pyramid  # noqa: F401
-import models.heads.tsn  # noqa: F401
+import components
 from defaults import extend_cfg
 from framework import build_backbone, build_head, get_cfg_default
 from models.attention import AttentionBlock, MultiHeadAttention
 from models.heads.apn_pyramid import RelationalFeaturePyramid
 from models.video_net import VideoNet
+
+components.register_all()
 
 
 @pytest.mark.parametrize("lq,lk", [(5, 2), (5, 5), (3, 4)])
@@ -32,7 +32,7 @@ def test_attention_block_uses_the_keys():
 def test_sdpa_attention_equals_torch_multihead_attention(lq, lk):
     """Same parameter names and, within float tolerance, the same outputs as nn.MultiheadAttention."""
     reference = nn.MultiheadAttention(16, 4, batch_first=True)
-    ours = MultiHeadAttention(16, 4, dropout=0.0)
+    ours = MultiHeadAttention(16, num_heads=4, dropout=0.0)
     ours.load_state_dict(reference.state_dict())  # old checkpoints load
     q, k = torch.randn(3, lq, 16), torch.randn(3, lk, 16)
     key = q if lq == lk else k
@@ -40,7 +40,7 @@ def test_sdpa_attention_equals_torch_multihead_attention(lq, lk):
 
 
 def test_official_relu_projections_without_output_projection():
-    attn = MultiHeadAttention(8, 2, dropout=0.0, projections="relu")
+    attn = MultiHeadAttention(8, num_heads=2, dropout=0.0, projections="relu")
     assert attn.out_proj is None and "out_proj.weight" not in attn.state_dict()
     q, k = torch.randn(2, 3, 8), torch.randn(2, 4, 8)
     Q, K, V = (F.linear(x, w, b).relu() for x, w, b in
@@ -107,6 +107,18 @@ def test_pyramid_shapes_and_level_iii_is_ii_plus_global(M):
     torch.testing.assert_close(p.r3 - p.r2, p.r_global)
     torch.testing.assert_close(p.r2, sum(p.r2_per_scale.values()))
     assert head(torch.randn(B, M, D)).shape == (B, M * D) and head.out_features == M * D
+
+
+@pytest.mark.parametrize("head_name", ["apn_pyramid", "tsn", "trn", "trn_attn"])
+def test_the_level_the_tables_call_a_models_classifier_input_is_what_h_reads(head_name):
+    """analysis/tables.py names ADA on a model's classifier input by that level (apn_pyramid: III)."""
+    from analysis.tables import MODEL_ROWS
+
+    head = build_head(head_name, verbose=False, in_features=8, num_segments=4).eval()
+    frames = torch.randn(3, 4, 8)
+    levels = head.forward_levels(frames)
+    torch.testing.assert_close(levels[MODEL_ROWS[head_name].classifier_input], head(frames))
+    torch.testing.assert_close(levels["last_hidden"], head(frames))
 
 
 def test_pyramid_needs_three_segments():
@@ -209,7 +221,7 @@ def test_unknown_backbone_or_head_lists_valid_names():
 
 def test_a_one_class_model_is_named_at_the_end_of_a_run(capsys):
     import numpy as np
-    from trainers.video_mixin import warn_if_one_class
+    from trainers.results import warn_if_one_class
     labels = np.array([0, 1, 2, 1])
     warn_if_one_class(np.eye(3)[[2, 2, 2, 2]], labels)
     assert "predicts class 2 for every target clip" in capsys.readouterr().out

@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere: import the project
 
-from ensemble import load_run_config  # noqa: E402  (its extend_cfg registers every component)
+import components  # noqa: E402
+from ensemble import load_run_config  # noqa: E402
 from framework import build_trainer  # noqa: E402
 
 LEVEL_TITLES = {"global": "r_global (level I)", "II": "R^II", "III": "R^III", "last_hidden": "last hidden layer"}
@@ -101,6 +102,7 @@ def _colour(cmap: str, index: int):
 
 
 def main(args) -> None:
+    components.register_all()
     run_dir = args.run_dir.rstrip("/")
     cfg = load_run_config(run_dir, args.root, output_dir=run_dir)  # nothing is written there but the figure
     trainer = build_trainer(cfg)

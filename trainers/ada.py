@@ -15,19 +15,19 @@ this procedure on the relational feature pyramid). A new temporal head joins by 
 node gives its reading; docs/paper_vs_official.md lists them.
 
 The maximisation takes gradients with respect to the input only (torch.autograd.grad), so it computes no
-weight gradients, and runs the level chains as one batched pass when BATCH_CHAINS is set. The step keeps its
-log values on the device and reads them once per minibatch (one host sync).
+weight gradients, and runs the chains of all levels as one batched pass (each clip's objective is its own, so in
+MAX_MODE eval this equals one chain after the other). The step keeps its log values on the device and reads them
+once per minibatch (one host sync).
 """
 import contextlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
-from trainers.video_mixin import VideoDataMixin
+from defaults import CN, LogUniform, Scaled, config_defaults, search_space
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer
 
 Tensors = Dict[str, torch.Tensor]
 
@@ -59,7 +59,6 @@ def ada_node(levels: str) -> CN:
     # follows one deterministic objective and adversarial inputs never touch BN statistics.
     # train: official code (dropout and BN batch statistics active in the ascent).
     node.MAX_MODE = "eval"
-    node.BATCH_CHAINS = True  # run the level chains of one ascent step as one batched forward/backward
     # sum: each clip ascends its own objective, Eq. 4-5 per data point: a step of eta per clip;
     # mean: the gradient of the batch-mean objective, a step of eta / batch size per clip (official code).
     node.ASCENT_REDUCTION = "sum"
@@ -78,15 +77,23 @@ def ada_node(levels: str) -> CN:
     # objective; mode: whatever the model mode gives (MAX_MODE eval: the centred snippets only; train: a new
     # draw per forward pass, official code).
     node.MAX_SNIPPETS = "once"
-    # std of a normal init of the frame encoder's last FC layer (bias 0); 0 keeps PyTorch's default init.
-    # Official code: 0.001.
-    node.FC_INIT_STD = 0.0
     return node
+
+
+def ada_space(node: str) -> dict:
+    """The keys of an ADA node a random search draws. GAMMA over the paper's range (it trains one model per
+    0.001 ... 1); ETA as a factor of the setting's step, which already depends on ASCENT_REDUCTION. T_MAX is not
+    drawn: it sets the passes per minibatch, so drawing it would buy accuracy with compute (TRAIN.BUDGET's
+    business), and the paper fixes it at 5."""
+    return {f"TRAINER.{node}.GAMMA": LogUniform(0.001, 1.0), f"TRAINER.{node}.ETA": Scaled(0.1, 10.0)}
 
 
 @config_defaults
 def _videoada_defaults(cfg) -> None:
     cfg.TRAINER.VIDEOADA = ada_node("last_hidden")  # ADA for any backbone + head
+
+
+search_space("TRAINER.NAME=VideoADA", ada_space("VIDEOADA"))
 
 
 def parse_levels(spec: str, available: Optional[Sequence[str]] = None) -> List[str]:
@@ -115,48 +122,41 @@ def batch_accuracy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 
 @TRAINER_REGISTRY.register()
-class VideoADA(VideoDataMixin, TrainerX):
-    config_node = "VIDEOADA"  # APN (trainers/apn.py) is this procedure with its own node
+class VideoADA(VideoTrainer):
+
+    @classmethod
+    def node_name(cls) -> str:
+        """The node of this trainer's settings, TRAINER.<class name>: VIDEOADA; APN (trainers/apn.py), this
+        procedure under another name, reads TRAINER.APN."""
+        return cls.__name__.upper()
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
-        node = cfg.TRAINER[self.config_node]
+        node = cfg.TRAINER[self.node_name()]
         parse_levels(node.LEVELS)
         for key, choices in CHOICES.items():
             if node[key] not in choices:
-                raise ValueError(f"TRAINER.{self.config_node}.{key} must be one of {choices}, got {node[key]!r}")
+                raise ValueError(f"TRAINER.{self.node_name()}.{key} must be one of {choices}, got {node[key]!r}")
         if node.T_MAX < 1:
-            raise ValueError(f"TRAINER.{self.config_node}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
+            raise ValueError(f"TRAINER.{self.node_name()}.T_MAX must be >= 1 (use LEVELS none for no ADA)")
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        node = cfg.TRAINER[self.config_node]
+        node = cfg.TRAINER[self.node_name()]
         try:
             self.levels = parse_levels(node.LEVELS, self.model.levels)
         except ValueError as e:
-            raise ValueError(f"TRAINER.{self.config_node}.{e} (head {cfg.MODEL.HEAD.NAME!r}; II, III and global "
+            raise ValueError(f"TRAINER.{self.node_name()}.{e} (head {cfg.MODEL.HEAD.NAME!r}; II, III and global "
                              "need MODEL.HEAD.NAME apn_pyramid)") from None
         self.t_max = node.T_MAX
         self.eta = node.ETA
         self.gamma = node.GAMMA
         self.update = node.UPDATE
         self.max_mode = node.MAX_MODE
-        self.batch_chains = node.BATCH_CHAINS
         self.ascent_reduction = node.ASCENT_REDUCTION
         self.adv_loss_level = node.ADV_LOSS_LEVEL
         self.r0_mode = node.R0
         self.max_snippets = node.MAX_SNIPPETS
-
-    def build_model(self):
-        super().build_model()
-        std = self.cfg.TRAINER[self.config_node].FC_INIT_STD
-        if std > 0 and not self.cfg.MODEL.INIT_WEIGHTS:
-            fc = getattr(self.model.backbone, "fc", None)
-            if not isinstance(fc, nn.Linear):
-                raise ValueError(f"TRAINER.{self.config_node}.FC_INIT_STD needs a frame encoder with a Linear `fc`; "
-                                 f"{self.cfg.MODEL.BACKBONE.NAME} has none (set FC_INIT_STD 0)")
-            nn.init.normal_(fc.weight, 0.0, std)
-            nn.init.zeros_(fc.bias)
 
     def forward_backward(self, batch):
         X, Y, _ = self.parse_batch_train(batch)
@@ -172,7 +172,7 @@ class VideoADA(VideoDataMixin, TrainerX):
         (Dassl's check here would sync once per backward pass)."""
 
     def non_finite_hints(self):
-        node = f"TRAINER.{self.config_node}"
+        node = f"TRAINER.{self.node_name()}"
         return [f"{node}.ETA={self.eta} (ascent step on the input)",
                 f"{node}.GAMMA={self.gamma} (weight of the transport cost)"] + super().non_finite_hints()
 
@@ -259,7 +259,6 @@ class VideoADA(VideoDataMixin, TrainerX):
         """
         r0 = dict(r0 or {})
         X_adv = {lvl: X.detach().clone() for lvl in self.levels}  # line 6
-        groups = [self.levels] if self.batch_chains else [[lvl] for lvl in self.levels]
         reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
         log = {}
         for _ in range(self.t_max):  # line 7
@@ -267,22 +266,22 @@ class VideoADA(VideoDataMixin, TrainerX):
                 r0 = self.reference(X, draw)
             if self.max_mode == "eval":
                 self.set_model_mode("eval")
-            for levels in groups:  # lines 8-9 and 10-11 (batched together when BATCH_CHAINS)
-                x = torch.cat([X_adv[lvl] for lvl in levels]).requires_grad_(True)
-                with self.autocast(), self.fixed(draw):
-                    feats = self.model.features(x, levels)
-                    objective = 0.0
-                    for i, lvl in enumerate(levels):
-                        R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
-                        if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
-                            r0[lvl] = R.detach()
-                        loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
-                        cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
-                        objective = objective + reduce(loss - self.gamma * cost)
-                        log[f"max_loss_{lvl}"], log[f"cost_{lvl}"] = loss.detach().mean(), cost.detach().mean()
-                (grad, ) = torch.autograd.grad(objective, x)
-                x = (x + self.eta * grad).detach()
-                for i, lvl in enumerate(levels):
-                    X_adv[lvl] = x[i * len(Y):(i + 1) * len(Y)]
+            # lines 8-9 and 10-11, every level's chain in one batched pass: chunk i of x is X^(levels[i])
+            x = torch.cat([X_adv[lvl] for lvl in self.levels]).requires_grad_(True)
+            with self.autocast(), self.fixed(draw):
+                feats = self.model.features(x, self.levels)
+                objective = 0.0
+                for i, lvl in enumerate(self.levels):
+                    R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
+                    if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
+                        r0[lvl] = R.detach()
+                    loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
+                    cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
+                    objective = objective + reduce(loss - self.gamma * cost)
+                    log[f"max_loss_{lvl}"], log[f"cost_{lvl}"] = loss.detach().mean(), cost.detach().mean()
+            (grad, ) = torch.autograd.grad(objective, x)
+            x = (x + self.eta * grad).detach()
+            for i, lvl in enumerate(self.levels):
+                X_adv[lvl] = x[i * len(Y):(i + 1) * len(Y)]
             self.set_model_mode("train")
         return X_adv, log

@@ -1,4 +1,5 @@
-"""CrossGrad (Shankar et al., "Generalizing Across Domains via Cross-Gradient Training", ICLR 2018) on clips.
+"""VideoCrossGrad: CrossGrad (Shankar et al., "Generalizing Across Domains via Cross-Gradient Training",
+ICLR 2018) on clips.
 
 Two networks of the same architecture (any frame encoder + head): the label net F (K classes) and the domain
 net D (one output per source domain). Each minibatch:
@@ -16,19 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TrainerX, register_trainer
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.requirements import Requirements
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @config_defaults
 def _crossgrad_defaults(cfg) -> None:
-    # Dassl's node and defaults (its own CrossGrad reads the same keys), plus GRAD_CLAMP.
-    cfg.TRAINER.CROSSGRAD = CN()
-    cfg.TRAINER.CROSSGRAD.EPS_F = 1.0  # step along D's loss gradient: the domain-perturbed clips F trains on
-    cfg.TRAINER.CROSSGRAD.EPS_D = 1.0  # step along F's loss gradient: the label-perturbed clips D trains on
-    cfg.TRAINER.CROSSGRAD.ALPHA_F = 0.5  # weight of F's loss on domain-perturbed clips
-    cfg.TRAINER.CROSSGRAD.ALPHA_D = 0.5  # weight of D's loss on label-perturbed clips
-    cfg.TRAINER.CROSSGRAD.GRAD_CLAMP = 0.1  # clamp input gradients to +-this before stepping (<= 0: no clamp)
+    # The keys and defaults of Dassl's TRAINER.CROSSGRAD (which DasslCrossGrad reads), plus GRAD_CLAMP.
+    cfg.TRAINER.VIDEOCROSSGRAD = CN()
+    cfg.TRAINER.VIDEOCROSSGRAD.EPS_F = 1.0  # step along D's loss gradient: the domain-perturbed clips F trains on
+    cfg.TRAINER.VIDEOCROSSGRAD.EPS_D = 1.0  # step along F's loss gradient: the label-perturbed clips D trains on
+    cfg.TRAINER.VIDEOCROSSGRAD.ALPHA_F = 0.5  # weight of F's loss on domain-perturbed clips
+    cfg.TRAINER.VIDEOCROSSGRAD.ALPHA_D = 0.5  # weight of D's loss on label-perturbed clips
+    cfg.TRAINER.VIDEOCROSSGRAD.GRAD_CLAMP = 0.1  # clamp input gradients to +-this before stepping (<= 0: no clamp)
 
 
 def input_gradient(net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,22 +40,25 @@ def input_gradient(net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.autograd.grad(loss, x)[0]
 
 
-@register_trainer
-class CrossGrad(VideoDataMixin, TrainerX):
-    min_source_domains = 2
+@TRAINER_REGISTRY.register()
+class VideoCrossGrad(VideoTrainer):
+
+    @classmethod
+    def requirements(cls, cfg) -> Requirements:
+        return Requirements(source_domains=2, why="its domain net D classifies the source domains")
 
     def build_model(self):
         self.build_label_and_domain_nets()
 
     def perturb(self, net, x: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
         grad = input_gradient(net, x, target)
-        bound = self.cfg.TRAINER.CROSSGRAD.GRAD_CLAMP
+        bound = self.cfg.TRAINER.VIDEOCROSSGRAD.GRAD_CLAMP
         if bound > 0:
             grad = grad.clamp(-bound, bound)
         return (x + eps * grad).detach()
 
     def forward_backward(self, batch):
-        opts = self.cfg.TRAINER.CROSSGRAD
+        opts = self.cfg.TRAINER.VIDEOCROSSGRAD
         clips, label, domain = self.parse_batch_train(batch)
         with self.autocast():
             clips_d = self.perturb(self.D, clips, domain, opts.EPS_F)
@@ -67,9 +72,7 @@ class CrossGrad(VideoDataMixin, TrainerX):
             loss_d = (1 - opts.ALPHA_D) * F.cross_entropy(self.D(clips), domain) + \
                 opts.ALPHA_D * F.cross_entropy(self.D(clips_l), domain)
         self.model_backward_and_update(loss_d, "D")
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss_f": loss_f.item(), "loss_d": loss_d.item(), "acc": accuracy(logits, label)}
+        return self.end_of_step(loss_f=loss_f, loss_d=loss_d, acc=accuracy(logits, label))
 
     def model_inference(self, input):
         with self.autocast():

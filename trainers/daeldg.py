@@ -1,4 +1,5 @@
-"""DAEL for DG (Zhou et al., "Domain Adaptive Ensemble Learning", IEEE TIP 2021; its DG variant) on clips.
+"""VideoDAELDG: DAEL for DG (Zhou et al., "Domain Adaptive Ensemble Learning", IEEE TIP 2021; its DG
+variant) on clips.
 
 A shared feature net F (frame encoder + head, no classifier) and one expert classifier per source domain.
 Batches hold one block per source domain (DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler, Dassl's
@@ -21,25 +22,27 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from defaults import CN, config_defaults
-from framework import TrainerX, register_trainer
-from models.video_net import VideoNet
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.requirements import Requirements
+from trainers.video_trainer import VideoTrainer, accuracy
 from video.transforms import build_video_transform
 
 STRONG_CHOICES = ("colorjitter", "randomgrayscale", "gaussian_noise")
 
 
+def add_strong_view_keys(node: CN) -> None:
+    """The keys of the strong clip view (StrongClipTransform), for VideoDAELDG's node and DasslDAELDG's."""
+    # any of colorjitter (brightness/contrast/saturation/hue), randomgrayscale, gaussian_noise
+    node.STRONG_TRANSFORMS = ["colorjitter", "randomgrayscale", "gaussian_noise"]
+    node.JITTER = (0.4, 0.4, 0.4, 0.1)  # colorjitter ranges: brightness, contrast, saturation, hue
+    node.GRAYSCALE_P = 0.2  # probability that randomgrayscale turns a whole clip grey
+    node.NOISE_STD = 0.15  # gaussian_noise: std of noise added to the normalised clip
+
+
 @config_defaults
 def _daeldg_defaults(cfg) -> None:
-    # Dassl's node (its own DAELDG reads STRONG_TRANSFORMS) with clip transforms as the strong augmentation.
-    cfg.TRAINER.DAELDG = CN()
-    cfg.TRAINER.DAELDG.WEIGHT_U = 0.5  # kept from Dassl's node; unused in DG (no unlabelled data)
-    cfg.TRAINER.DAELDG.CONF_THRE = 0.95  # kept from Dassl's node; unused in DG
-    # the strong view: any of colorjitter (brightness/contrast/saturation/hue), randomgrayscale, gaussian_noise
-    cfg.TRAINER.DAELDG.STRONG_TRANSFORMS = ["colorjitter", "randomgrayscale", "gaussian_noise"]
-    cfg.TRAINER.DAELDG.JITTER = (0.4, 0.4, 0.4, 0.1)  # colorjitter ranges: brightness, contrast, saturation, hue
-    cfg.TRAINER.DAELDG.GRAYSCALE_P = 0.2  # probability that randomgrayscale turns a whole clip grey
-    cfg.TRAINER.DAELDG.NOISE_STD = 0.15  # gaussian_noise: std of noise added to the normalised clip
+    cfg.TRAINER.VIDEODAELDG = CN()  # the strong augmentation is a clip transform (Dassl's are image transforms)
+    add_strong_view_keys(cfg.TRAINER.VIDEODAELDG)
 
 
 class StrongClipTransform:
@@ -49,7 +52,8 @@ class StrongClipTransform:
                  noise_std: float = 0.15):
         unknown = [c for c in choices if c not in STRONG_CHOICES]
         if unknown or not choices:
-            raise ValueError(f"TRAINER.DAELDG.STRONG_TRANSFORMS: {list(choices)} must name some of {STRONG_CHOICES}")
+            raise ValueError(f"STRONG_TRANSFORMS (TRAINER.VIDEODAELDG; TRAINER.DAELDG for DasslDAELDG): "
+                             f"{list(choices)} must name some of {STRONG_CHOICES}")
         self.weak, self.choices = weak, tuple(choices)
         self.jitter, self.grayscale_p, self.noise_std = tuple(jitter), grayscale_p, noise_std
 
@@ -77,10 +81,10 @@ class StrongClipTransform:
         return f"StrongClipTransform({', '.join(self.choices)}, then {self.weak!r})"
 
 
-def weak_and_strong_transforms(cfg) -> list:
-    """[weak, strong] training clip transforms: batch keys img and img2 (both see the same sampled frames)."""
+def weak_and_strong_transforms(cfg, node: CN) -> list:
+    """[weak, strong] training clip transforms: batch keys img and img2 (both see the same sampled frames); the
+    strong view's keys are those of add_strong_view_keys in `node`."""
     weak = build_video_transform(cfg, is_train=True)
-    node = cfg.TRAINER.DAELDG
     return [weak, StrongClipTransform(weak, node.STRONG_TRANSFORMS, node.JITTER, node.GRAYSCALE_P, node.NOISE_STD)]
 
 
@@ -95,33 +99,36 @@ class DomainExperts(nn.Module):
         return self.experts[i](feature)
 
 
-@register_trainer
-class DAELDG(VideoDataMixin, TrainerX):
-    min_source_domains = 2
+def build_feature_net_and_experts(trainer, experts: type) -> None:
+    """trainer.F (a VideoNet without classifier) and trainer.E = experts(domains, F's width, classes), each with
+    its optimiser (VideoDAELDG: DomainExperts; DasslDAELDG: Dassl's experts)."""
+    print("Building F (shared feature net)")
+    trainer.F = trainer.register_video_model("F", trainer.video_net(0))
+    print(f"Building E ({trainer.num_source_domains} domain experts)")
+    trainer.E = trainer.register_video_model("E", experts(trainer.num_source_domains, trainer.F.fdim,
+                                                          trainer.num_classes))
 
-    def check_cfg(self, cfg):
-        super().check_cfg(cfg)
-        if cfg.DATALOADER.TRAIN_X.SAMPLER != "RandomDomainSampler":
-            raise ValueError("DAELDG trains each expert on its own domain's block of the batch: set "
-                             "DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler (configs/trainers/DAELDG/*.yaml do)")
+
+@TRAINER_REGISTRY.register()
+class VideoDAELDG(VideoTrainer):
+
+    @classmethod
+    def requirements(cls, cfg) -> Requirements:
+        return Requirements(source_domains=2, sampler="RandomDomainSampler",
+                            why="one expert per source domain, each trained on its domain's block of the batch")
 
     def build_train_transform(self):
-        return weak_and_strong_transforms(self.cfg)
+        return weak_and_strong_transforms(self.cfg, self.cfg.TRAINER.VIDEODAELDG)
 
     def build_model(self):
-        cfg = self.cfg
-        print("Building F (shared feature net)")
-        self.F = self.register_video_model("F", VideoNet(cfg, cfg.MODEL, 0))
-        print(f"Building E ({self.num_source_domains} domain experts)")
-        self.E = self.register_video_model("E", DomainExperts(self.num_source_domains, self.F.fdim,
-                                                               self.num_classes))
+        build_feature_net_and_experts(self, DomainExperts)
 
     def forward_backward(self, batch):
         clips, label, domain = self.parse_batch_train(batch)
         strong = batch["img2"].to(self.device)
         present = [int(d) for d in torch.unique_consecutive(domain)]  # the sampler's domain blocks, in order
         if len(set(present)) != len(present):
-            raise RuntimeError("DAELDG expects one contiguous block per domain (RandomDomainSampler)")
+            raise RuntimeError("VideoDAELDG expects one contiguous block per domain (RandomDomainSampler)")
         loss_x, loss_cr, acc = 0.0, 0.0, 0.0
         with self.autocast():
             for i in present:
@@ -137,9 +144,7 @@ class DAELDG(VideoDataMixin, TrainerX):
                 loss_cr = loss_cr + (consensus - target).pow(2).sum(dim=1).mean()
             loss_x, loss_cr = loss_x / len(present), loss_cr / len(present)
         self.model_backward_and_update(loss_x + loss_cr)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss_x": loss_x.item(), "acc": acc / len(present), "loss_cr": loss_cr.item()}
+        return self.end_of_step(loss_x=loss_x, acc=acc / len(present), loss_cr=loss_cr)
 
     def model_inference(self, input):
         """log of the experts' mean probability (the results table applies softmax, which gives it back)."""

@@ -1,75 +1,81 @@
-"""Dassl's own DG trainers on video clips, under Dassl* names: DasslCrossGrad, DasslDDAIG, DasslDAELDG and
-DasslDomainMix (real Dassl only).
+"""Dassl's own DG trainers on video clips: DasslCrossGrad, DasslDDAIG, DasslDAELDG, DasslDomainMix (real Dassl).
 
-The plain names (CrossGrad, DDAIG, DAELDG, DomainMix) are this project's trainers, written from the papers,
-which run on both engines and replace Dassl's entries in the registry (framework.register_trainer). These
-wrappers keep Dassl's originals runnable for comparison (tests/test_dg_parity.py checks that both compute the
-same loss terms on one batch): each is `class Dassl<X>(VideoDataMixin, <Dassl's X>)`, Dassl's algorithm
-unchanged, with video data, VideoNet models and the results table. Hyperparameters stay in Dassl's node, which
-our trainer of the same name declares with the same keys and defaults (e.g. `TRAINER.CROSSGRAD.EPS_F 0.5` with
-`--trainer DasslCrossGrad`; framework.clean_cfg keeps the node named by the class's `config_node`).
+Dassl's CrossGrad, DDAIG, DAELDG and DomainMix keep their names and stay image trainers: under real Dassl,
+`--trainer CrossGrad` is Dassl's. This project's versions, written from the papers, are VideoCrossGrad,
+VideoDDAIG, VideoDAELDG and VideoDomainMix and run on both engines. The adapters below keep Dassl's algorithms
+runnable on video for comparison (tests/test_dg_parity.py checks that both compute the same loss terms on one
+batch). Each is `class Dassl<X>(VideoTrainerMixin, <Dassl's X>)`: Dassl's forward_backward unchanged, this project's
+loaders, clip transforms and results table, and a build_model of its own that builds the networks Dassl's code
+uses, under the same attribute and model names, as VideoNet with this project's optimiser and scheduler
+builders (Dassl's warmup scheduler breaks on current PyTorch). Nothing of Dassl's modules is changed.
 
-Dassl's trainers build their networks as `SimpleNet(cfg, cfg.MODEL, n)` by the module-level name SimpleNet;
-while such a trainer's build_model runs, that name (and build_lr_scheduler, whose warmup is broken on current
-PyTorch) resolves to this project's VideoNet (same constructor; with 0 classes it returns features, as
-SimpleNet does) and scheduler builder. For video, DasslDDAIG gets the clip generator `clip_fcn_gctx`
-(TRAINER.DDAIG.G_ARCH, trainers/ddaig.py; Dassl's generators are 2-D convnets) and DasslDAELDG the weak and
-strong clip transforms of trainers/daeldg.py as img and img2.
+Hyperparameters stay in Dassl's own node (TRAINER.CROSSGRAD for DasslCrossGrad, ...), named by the class
+attribute `dassl_node`, which framework.clean_cfg keeps. The video settings the adapters need are declared into
+those nodes here: DDAIG's G_ARCH is the clip generator clip_fcn_gctx (Dassl's generators take images), and the
+DAELDG node gets the keys of the strong clip view (trainers/daeldg.py), which becomes the batch's img2.
 """
-import contextlib
 import sys
 
-from framework import DASSL_TRAINERS, TRAINER_REGISTRY, build_lr_scheduler
-from models.video_net import VideoNet
-from trainers.crossgrad import CrossGrad
-from trainers.daeldg import DAELDG, weak_and_strong_transforms
-from trainers.ddaig import DDAIG
-from trainers.domainmix import DomainMix
-from trainers.video_mixin import VideoDataMixin
+from defaults import config_defaults
+from framework import ENGINE, TRAINER_REGISTRY
+from trainers.crossgrad import VideoCrossGrad
+from trainers.daeldg import VideoDAELDG, add_strong_view_keys, build_feature_net_and_experts, weak_and_strong_transforms
+from trainers.ddaig import VideoDDAIG, build_ddaig_networks
+from trainers.domainmix import mix_requirements
+from trainers.requirements import Requirements
+from trainers.video_trainer import VideoTrainerMixin
 
-# Dassl's name -> ours, whose source-domain requirement the wrapper shares
-WRAPPED_DASSL_TRAINERS = {"CrossGrad": CrossGrad, "DDAIG": DDAIG, "DAELDG": DAELDG, "DomainMix": DomainMix}
-WRAPPER_PREFIX = "Dassl"
-# Every wrapper name, on any engine: train.py says "needs real Dassl" for these on the built-in engine.
-DASSL_ONLY_TRAINERS = tuple(WRAPPER_PREFIX + name for name in WRAPPED_DASSL_TRAINERS)
+# The adapters exist on real Dassl only; train.py says "needs real Dassl" for these names on the built-in engine.
+DASSL_ADAPTERS = ("DasslCrossGrad", "DasslDDAIG", "DasslDAELDG", "DasslDomainMix")
 
 
-@contextlib.contextmanager
-def video_networks_for(trainer_cls: type):
-    """Within the block, modules of `trainer_cls` and its bases build VideoNet where they name SimpleNet."""
-    replacements = {"SimpleNet": VideoNet, "build_lr_scheduler": build_lr_scheduler}
-    saved = []
-    for cls in trainer_cls.__mro__:
-        module = sys.modules.get(cls.__module__)
-        for name, new in replacements.items():
-            if module is not None and hasattr(module, name) and getattr(module, name) is not new:
-                saved.append((module, name, getattr(module, name)))
-                setattr(module, name, new)
-    try:
-        yield
-    finally:
-        for module, name, old in reversed(saved):
-            setattr(module, name, old)
+@config_defaults
+def _adapter_settings(cfg) -> None:
+    if "DDAIG" in cfg.TRAINER:
+        cfg.TRAINER.DDAIG.G_ARCH = "clip_fcn_gctx"  # Dassl's default "" names no generator
+    if "DAELDG" in cfg.TRAINER:
+        add_strong_view_keys(cfg.TRAINER.DAELDG)  # Dassl's default () has no strong view
 
 
-def make_video_trainer(dassl_cls: type, ours: type) -> type:
-    """Dassl<Name>: dassl_cls on video batches, built with the networks above."""
+if ENGINE == "dassl":
+    _dassl = TRAINER_REGISTRY.get  # Dassl's own trainers, registered by `import dassl.engine`
 
-    def build_model(self):
-        with video_networks_for(dassl_cls):
-            dassl_cls.build_model(self)
+    @TRAINER_REGISTRY.register()
+    class DasslCrossGrad(VideoTrainerMixin, _dassl("CrossGrad")):
+        """Dassl's CrossGrad on clips; F and D are VideoNets."""
+        dassl_node = "CROSSGRAD"
+        requirements = VideoCrossGrad.requirements
 
-    members = {
-        "build_model": build_model,
-        "config_node": dassl_cls.__name__.upper(),  # clean_cfg keeps TRAINER.<X>, which Dassl's code reads
-        "required_source_domains": ours.required_source_domains,
-        "__doc__": f"Dassl's {dassl_cls.__name__} trained on video clips (see trainers/dassl_dg.py).",
-    }
-    if ours is DAELDG:  # Dassl's DAELDG reads batch["img2"]; its own loader would build image transforms
-        members["build_train_transform"] = lambda self: weak_and_strong_transforms(self.cfg)
-    return type(WRAPPER_PREFIX + dassl_cls.__name__, (VideoDataMixin, dassl_cls), members)
+        def build_model(self):
+            self.build_label_and_domain_nets()
 
+    @TRAINER_REGISTRY.register()
+    class DasslDDAIG(VideoTrainerMixin, _dassl("DDAIG")):
+        """Dassl's DDAIG on clips; F and D are VideoNets, G the generator named by TRAINER.DDAIG.G_ARCH."""
+        dassl_node = "DDAIG"
+        requirements = VideoDDAIG.requirements
 
-for _name, _ours in WRAPPED_DASSL_TRAINERS.items():
-    if _name in DASSL_TRAINERS:
-        TRAINER_REGISTRY.register(make_video_trainer(DASSL_TRAINERS[_name], _ours))
+        def build_model(self):
+            build_ddaig_networks(self, self.cfg.TRAINER.DDAIG.G_ARCH)
+
+    @TRAINER_REGISTRY.register()
+    class DasslDAELDG(VideoTrainerMixin, _dassl("DAELDG")):
+        """Dassl's DAELDG on clips; F is a VideoNet without classifier, E Dassl's own experts."""
+        dassl_node = "DAELDG"
+        requirements = VideoDAELDG.requirements
+
+        def build_train_transform(self):
+            return weak_and_strong_transforms(self.cfg, self.cfg.TRAINER.DAELDG)
+
+        def build_model(self):
+            # Dassl's experts end in a softmax, which its loss terms expect; ours return logits.
+            build_feature_net_and_experts(self, sys.modules[_dassl("DAELDG").__module__].Experts)
+
+    @TRAINER_REGISTRY.register()
+    class DasslDomainMix(VideoTrainerMixin, _dassl("DomainMix")):
+        """Dassl's DomainMix on clips; its one network is VideoNetMixin's `model`."""
+        dassl_node = "DOMAINMIX"
+
+        @classmethod
+        def requirements(cls, cfg) -> Requirements:
+            return mix_requirements(cfg.TRAINER.DOMAINMIX.TYPE)

@@ -1,4 +1,5 @@
-"""DDAIG (Zhou et al., "Deep Domain-Adversarial Image Generation for Domain Generalisation", AAAI 2020) on clips.
+"""VideoDDAIG: DDAIG (Zhou et al., "Deep Domain-Adversarial Image Generation for Domain Generalisation",
+AAAI 2020) on clips.
 
 Three networks: the label net F, the domain net D (any frame encoder + head each) and a perturbation generator
 G. Each minibatch:
@@ -19,21 +20,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import NETWORK_REGISTRY, TrainerX, build_network, register_trainer
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import NETWORK_REGISTRY, TRAINER_REGISTRY, build_network
+from trainers.requirements import Requirements
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @config_defaults
 def _ddaig_defaults(cfg) -> None:
-    # Dassl's node and defaults (its own DDAIG reads the same keys) but a generator that takes clips.
-    cfg.TRAINER.DDAIG = CN()
-    cfg.TRAINER.DDAIG.G_ARCH = "clip_fcn_gctx"  # the generator, a NETWORK_REGISTRY name; it must take (B,M,C,H,W)
-    cfg.TRAINER.DDAIG.LMDA = 0.3  # perturbation strength: G(x) = x + LMDA * p(x), p in [-1, 1]
-    cfg.TRAINER.DDAIG.CLAMP = False  # clamp perturbed clips to [CLAMP_MIN, CLAMP_MAX] (normalised pixel values)
-    cfg.TRAINER.DDAIG.CLAMP_MIN = -1.0
-    cfg.TRAINER.DDAIG.CLAMP_MAX = 1.0
-    cfg.TRAINER.DDAIG.WARMUP = 0  # epochs during which F trains on clean clips only
-    cfg.TRAINER.DDAIG.ALPHA = 0.5  # weight of F's loss on perturbed clips
+    # The keys and defaults of Dassl's TRAINER.DDAIG (which DasslDDAIG reads), but a generator that takes clips.
+    cfg.TRAINER.VIDEODDAIG = CN()
+    cfg.TRAINER.VIDEODDAIG.G_ARCH = "clip_fcn_gctx"  # the generator, a NETWORK_REGISTRY name taking (B,M,C,H,W)
+    cfg.TRAINER.VIDEODDAIG.LMDA = 0.3  # perturbation strength: G(x) = x + LMDA * p(x), p in [-1, 1]
+    cfg.TRAINER.VIDEODDAIG.CLAMP = False  # clamp perturbed clips to [CLAMP_MIN, CLAMP_MAX] (normalised pixels)
+    cfg.TRAINER.VIDEODDAIG.CLAMP_MIN = -1.0
+    cfg.TRAINER.VIDEODDAIG.CLAMP_MAX = 1.0
+    cfg.TRAINER.VIDEODDAIG.WARMUP = 0  # epochs during which F trains on clean clips only
+    cfg.TRAINER.VIDEODDAIG.ALPHA = 0.5  # weight of F's loss on perturbed clips
 
 
 class ClipPerturbationFCN(nn.Module):
@@ -69,23 +71,30 @@ def clip_fcn_gctx(**kwargs) -> ClipPerturbationFCN:
     return ClipPerturbationFCN(**kwargs)
 
 
-@register_trainer
-class DDAIG(VideoDataMixin, TrainerX):
-    min_source_domains = 2
+def build_ddaig_networks(trainer, g_arch: str) -> None:
+    """trainer.F, trainer.D (VideoNet) and the generator trainer.G, each with its optimiser (VideoDDAIG, DasslDDAIG)."""
+    trainer.build_label_and_domain_nets()
+    print(f"Building G (generator {g_arch})")
+    trainer.G = trainer.register_video_model("G", build_network(g_arch, verbose=trainer.cfg.VERBOSE))
+
+
+@TRAINER_REGISTRY.register()
+class VideoDDAIG(VideoTrainer):
+
+    @classmethod
+    def requirements(cls, cfg) -> Requirements:
+        return Requirements(source_domains=2, why="its domain net D classifies the source domains")
 
     def build_model(self):
-        cfg = self.cfg
-        self.build_label_and_domain_nets()
-        print(f"Building G (generator {cfg.TRAINER.DDAIG.G_ARCH})")
-        self.G = self.register_video_model("G", build_network(cfg.TRAINER.DDAIG.G_ARCH, verbose=cfg.VERBOSE))
+        build_ddaig_networks(self, self.cfg.TRAINER.VIDEODDAIG.G_ARCH)
 
     def generate(self, clips: torch.Tensor) -> torch.Tensor:
-        opts = self.cfg.TRAINER.DDAIG
+        opts = self.cfg.TRAINER.VIDEODDAIG
         perturbed = self.G(clips, lmda=opts.LMDA)
         return perturbed.clamp(opts.CLAMP_MIN, opts.CLAMP_MAX) if opts.CLAMP else perturbed
 
     def forward_backward(self, batch):
-        opts = self.cfg.TRAINER.DDAIG
+        opts = self.cfg.TRAINER.VIDEODDAIG
         clips, label, domain = self.parse_batch_train(batch)
         with self.autocast():
             perturbed = self.generate(clips)
@@ -104,10 +113,7 @@ class DDAIG(VideoDataMixin, TrainerX):
         with self.autocast():
             loss_d = F.cross_entropy(self.D(clips), domain)
         self.model_backward_and_update(loss_d, "D")
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss_g": loss_g.item(), "loss_f": loss_f.item(), "loss_d": loss_d.item(),
-                "acc": accuracy(logits, label)}
+        return self.end_of_step(loss_g=loss_g, loss_f=loss_f, loss_d=loss_d, acc=accuracy(logits, label))
 
     def model_inference(self, input):
         with self.autocast():

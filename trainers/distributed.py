@@ -42,7 +42,7 @@ def _restore_rng(state) -> None:
 
 
 class DataParallelMixin:
-    """Hooks for torchrun runs; put before the engine's trainer in the bases (VideoDataMixin does)."""
+    """Hooks for torchrun runs; first in the bases of VideoTrainerMixin (trainers/video_trainer.py)."""
 
     # ------------------------------------------------------------------ data
     def distribute_loaders(self) -> None:
@@ -83,6 +83,10 @@ class DataParallelMixin:
                 print(f"TRAIN.SYNC_BN: {convert_sync_batchnorm(model)} BatchNorm layers of {name} use "
                       "global-batch statistics")
             broadcast_module(model)  # rank 0's weights (or the resumed ones) on every rank
+
+    def model_update(self, names=None):
+        self.average_gradients(names)  # DDP's gradient mean, before any clipping and the step
+        super().model_update(names)
 
     def average_gradients(self, names=None) -> None:
         """Average the named models' gradients and BN statistics over the processes (before clipping and the step)."""

@@ -1,4 +1,4 @@
-"""DomainMix (Dassl's DG trainer from "Dynamic Domain Generalization", Sun et al., IJCAI 2022) on clips.
+"""VideoDomainMix: DomainMix (Dassl's DG trainer from "Dynamic Domain Generalization", Sun et al., IJCAI 2022) on clips.
 
 Mixup between clips of a batch: one weight lam ~ Beta(ALPHA, BETA) per batch (lam = 1 when ALPHA <= 0),
 mixed = lam * x + (1 - lam) * x[partner], loss = lam * CE(out, y) + (1 - lam) * CE(out, y[partner]). Whole
@@ -8,22 +8,25 @@ TYPE random: partners are a random permutation of the batch (works with one sour
 TYPE crossdomain: each clip's partner is drawn uniformly among the clips of the batch from other domains
 (needs 2+ source domains; a batch that happens to hold one domain falls back to random pairing).
 """
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TrainerX, register_trainer
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.requirements import Requirements
+from trainers.video_trainer import VideoTrainer, accuracy
 
 MIX_TYPES = ("random", "crossdomain")
 
 
 @config_defaults
 def _domainmix_defaults(cfg) -> None:
-    cfg.TRAINER.DOMAINMIX = CN()  # Dassl's node and defaults (its own DomainMix reads the same keys)
-    cfg.TRAINER.DOMAINMIX.TYPE = "crossdomain"  # partners: random (any sources) or crossdomain (2+ sources)
-    cfg.TRAINER.DOMAINMIX.ALPHA = 1.0  # lam ~ Beta(ALPHA, BETA); ALPHA <= 0: no mixing
-    cfg.TRAINER.DOMAINMIX.BETA = 1.0
+    cfg.TRAINER.VIDEODOMAINMIX = CN()  # the keys and defaults of Dassl's TRAINER.DOMAINMIX (DasslDomainMix's)
+    cfg.TRAINER.VIDEODOMAINMIX.TYPE = "crossdomain"  # partners: random (any sources) or crossdomain (2+ sources)
+    cfg.TRAINER.VIDEODOMAINMIX.ALPHA = 1.0  # lam ~ Beta(ALPHA, BETA); ALPHA <= 0: no mixing
+    cfg.TRAINER.VIDEODOMAINMIX.BETA = 1.0
 
 
 def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
@@ -37,21 +40,43 @@ def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:
     return partner
 
 
-@register_trainer
-class DomainMix(VideoDataMixin, TrainerX):
+class Mixup(NamedTuple):
+    """A mixed minibatch: clips lam * x + (1 - lam) * x[partner], whose target is the same mix of y, y[partner]."""
+    clips: torch.Tensor
+    partner: torch.Tensor  # (B,) each clip's partner in the batch
+    lam: torch.Tensor  # (1,) the mixing weight
+
+    def loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """lam * CE(logits, y) + (1 - lam) * CE(logits, y[partner]), a scalar."""
+        partner_label = label[self.partner]
+        return (self.lam * F.cross_entropy(logits, label) + (1 - self.lam) * F.cross_entropy(logits, partner_label)
+                ).squeeze()
+
+
+def mix_requirements(mix_type: str) -> Requirements:
+    """What a run needs for TYPE mix_type (VideoDomainMix and DasslDomainMix)."""
+    if mix_type == "crossdomain":
+        return Requirements(source_domains=2, why="TYPE crossdomain pairs clips of different domains; TYPE random "
+                            "pairs any two clips and runs on one")
+    return Requirements()
+
+
+@TRAINER_REGISTRY.register()
+class VideoDomainMix(VideoTrainer):
 
     @classmethod
-    def required_source_domains(cls, cfg) -> int:
-        return 2 if cfg.TRAINER.DOMAINMIX.TYPE == "crossdomain" else 1
+    def requirements(cls, cfg) -> Requirements:
+        return mix_requirements(cfg.TRAINER.VIDEODOMAINMIX.TYPE)
 
     def check_cfg(self, cfg):
-        if cfg.TRAINER.DOMAINMIX.TYPE not in MIX_TYPES:
-            raise ValueError(f'TRAINER.DOMAINMIX.TYPE must be one of {MIX_TYPES}, got "{cfg.TRAINER.DOMAINMIX.TYPE}"')
+        if cfg.TRAINER.VIDEODOMAINMIX.TYPE not in MIX_TYPES:
+            raise ValueError(f"TRAINER.VIDEODOMAINMIX.TYPE must be one of {MIX_TYPES}, got "
+                             f'"{cfg.TRAINER.VIDEODOMAINMIX.TYPE}"')
         super().check_cfg(cfg)
 
-    def mix(self, clips: torch.Tensor, label: torch.Tensor, domain: torch.Tensor):
-        """(mixed clips, labels a, labels b, lam). Draw order: lam, then the random permutation."""
-        opts = self.cfg.TRAINER.DOMAINMIX
+    def mix(self, clips: torch.Tensor, domain: torch.Tensor) -> "Mixup":
+        """The minibatch's mix. Draw order: lam, then the random permutation (as Dassl's DomainMix)."""
+        opts = self.cfg.TRAINER.VIDEODOMAINMIX
         if opts.ALPHA > 0:
             lam = torch.distributions.Beta(opts.ALPHA, opts.BETA).sample((1,)).to(clips.device)
         else:
@@ -59,16 +84,13 @@ class DomainMix(VideoDataMixin, TrainerX):
         partner = torch.randperm(len(clips), device=clips.device)
         if opts.TYPE == "crossdomain" and len(torch.unique(domain)) > 1:
             partner = cross_domain_partners(domain)
-        return lam * clips + (1 - lam) * clips[partner], label, label[partner], lam
+        return Mixup(lam * clips + (1 - lam) * clips[partner], partner, lam)
 
     def forward_backward(self, batch):
         clips, label, domain = self.parse_batch_train(batch)
-        mixed, label_a, label_b, lam = self.mix(clips, label, domain)
+        mixup = self.mix(clips, domain)
         with self.autocast():
-            logits = self.model(mixed)
-            loss = lam * F.cross_entropy(logits, label_a) + (1 - lam) * F.cross_entropy(logits, label_b)
-        loss = loss.squeeze()
+            logits = self.model(mixup.clips)
+            loss = mixup.loss(logits, label)
         self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": accuracy(logits, label_a)}
+        return self.end_of_step(loss=loss, acc=accuracy(logits, label))

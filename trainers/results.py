@@ -1,7 +1,8 @@
 """End-of-run results: accuracy and macro-F1 on the source validation split and per target domain.
 
 `collect_predictions` runs a model over a loader and keeps logits, labels and domain indices; the other
-functions turn those into rows, print them as a table and write results.json / results.csv.
+functions turn those into rows, print them as a table and write results.json / results.csv. ResultsTableMixin
+makes a trainer's final test that table (per-epoch validation stays the engine's).
 """
 import csv
 import json
@@ -96,3 +97,48 @@ def print_and_save(rows: List[Dict], output_dir: str, title: str = "Results", ba
         writer.writeheader()
         writer.writerows(rows)
     print(f"Results written to {osp.join(output_dir, basename)}.json and .csv")
+
+
+class ResultsTableMixin:
+
+    def test(self, split=None):
+        if (split or self.cfg.TEST.SPLIT) == "val":
+            return super().test(split="val")  # per-epoch model selection on the source validation split
+        return self.report_results()
+
+    @torch.no_grad()
+    def report_results(self) -> float:
+        """Evaluate the deployed model on source val and every target domain; return pooled target accuracy."""
+        self.set_model_mode("eval")
+        cfg = self.cfg
+        print("Evaluate on the *test* set")
+        test = collect_predictions(self.model_inference, self.test_loader, self.device, desc="test")
+        self.evaluator.reset()
+        self.evaluator.process(torch.from_numpy(test.probs), torch.from_numpy(test.labels))
+        summary = self.evaluator.evaluate()  # Dassl's `=> result` block, on all target videos
+        for k, v in summary.items():
+            self.write_scalar(f"test/{k}", v, self.epoch)
+        val = None
+        if self.val_loader is not None:
+            val = collect_predictions(self.model_inference, self.val_loader, self.device, desc="val")
+        if not is_main_process():  # torchrun: every rank has the gathered predictions; rank 0 writes them
+            return list(summary.values())[0]
+        rows = []
+        if val is not None:
+            rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
+        rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
+        print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")
+        warn_if_one_class(test.probs, test.labels)
+        if cfg.TEST.FIGURES:  # OUTPUT_DIR/figures/; a failure to draw is a warning (analysis/figures.py)
+            from analysis.figures import draw_run_figures  # imports matplotlib only when drawing
+            draw_run_figures(self, test, val)
+        return list(summary.values())[0]
+
+
+def warn_if_one_class(probs, labels) -> None:
+    """A model that gives every clip the same class has usually stopped using its input (e.g. dead ReLUs after
+    a too-large learning rate); its accuracy is the share of that class, which can look like a result."""
+    predicted = set(probs.argmax(axis=1).tolist()) if len(probs) else set()
+    if len(predicted) == 1 and len(set(labels.tolist())) > 1:
+        print(f"WARNING: the model predicts class {predicted.pop()} for every target clip: it has collapsed to a "
+              f"constant output. Lower OPTIM.LR (or clip gradients, OPTIM.CLIP_GRAD_NORM) and train again.")

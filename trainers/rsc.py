@@ -1,4 +1,5 @@
-"""RSC, Representation Self-Challenging (Huang et al., ECCV 2020), on frame features; works with one source.
+"""VideoRSC: RSC, Representation Self-Challenging (Huang et al., ECCV 2020), on frame features; works with one
+source.
 
 Each minibatch, on the frame features f (B, M, D) of the clips:
 
@@ -17,15 +18,15 @@ import torch
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TrainerX, register_trainer
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @config_defaults
 def _rsc_defaults(cfg) -> None:
-    cfg.TRAINER.RSC = CN()
-    cfg.TRAINER.RSC.DROP_PERCENT = 1 / 3  # share of each frame's feature dimensions muted (paper: 1/3)
-    cfg.TRAINER.RSC.BATCH_PERCENT = 1 / 3  # share of the clips challenged per batch (paper: 1/3)
+    cfg.TRAINER.VIDEORSC = CN()
+    cfg.TRAINER.VIDEORSC.DROP_PERCENT = 1 / 3  # share of each frame's feature dimensions muted (paper: 1/3)
+    cfg.TRAINER.VIDEORSC.BATCH_PERCENT = 1 / 3  # share of the clips challenged per batch (paper: 1/3)
 
 
 def challenge_mask(model, frames: torch.Tensor, label: torch.Tensor, drop: float, batch: float) -> torch.Tensor:
@@ -48,11 +49,11 @@ def challenge_mask(model, frames: torch.Tensor, label: torch.Tensor, drop: float
     return mask
 
 
-@register_trainer
-class RSC(VideoDataMixin, TrainerX):
+@TRAINER_REGISTRY.register()
+class VideoRSC(VideoTrainer):
 
     def forward_backward(self, batch):
-        opts = self.cfg.TRAINER.RSC
+        opts = self.cfg.TRAINER.VIDEORSC
         clips, label, _ = self.parse_batch_train(batch)
         with self.autocast():
             frames = self.model.frame_features(clips)
@@ -60,6 +61,4 @@ class RSC(VideoDataMixin, TrainerX):
             logits = self.model.logits_from_frame_features(frames * mask)
             loss = F.cross_entropy(logits, label)
         self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": accuracy(logits, label), "muted": 1 - mask.mean().item()}
+        return self.end_of_step(loss=loss, acc=accuracy(logits, label), muted=1 - mask.mean().item())

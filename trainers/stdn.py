@@ -21,8 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from defaults import CN, config_defaults
-from framework import TRAINER_REGISTRY, TrainerX
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer, accuracy
 
 # What the entropy terms read; the first is the default.
 # assignment: A_p, each position's distribution over the K groups (softmax over groups).
@@ -78,7 +78,7 @@ class RelationClassifier(nn.Module):
 
 
 @TRAINER_REGISTRY.register()
-class STDN(VideoDataMixin, TrainerX):
+class STDN(VideoTrainer):
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
@@ -109,8 +109,5 @@ class STDN(VideoDataMixin, TrainerX):
             loss = (loss_ce + opts.LAMBDA_ENTROPY_MIN * entropy_min - opts.LAMBDA_ENTROPY_MEAN_MAX * entropy_mean
                     + opts.LAMBDA_CROSS_RELATION * loss_relation)
         self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "loss_ce": loss_ce.item(), "entropy": entropy_min.item(),
-                "mean_entropy": entropy_mean.item(), "loss_relation": loss_relation.item(),
-                "acc": accuracy(logits, Y)}
+        return self.end_of_step(loss=loss, loss_ce=loss_ce, entropy=entropy_min, mean_entropy=entropy_mean,
+                                loss_relation=loss_relation, acc=accuracy(logits, Y))

@@ -4,19 +4,17 @@ Named so as not to clash with Dassl's image trainer `Vanilla` in the shared regi
 """
 import torch.nn.functional as F
 
-from framework import TRAINER_REGISTRY, TrainerX
-from trainers.video_mixin import VideoDataMixin, accuracy
+from framework import TRAINER_REGISTRY
+from trainers.video_trainer import VideoTrainer, accuracy
 
 
 @TRAINER_REGISTRY.register()
-class VideoVanilla(VideoDataMixin, TrainerX):
+class VideoVanilla(VideoTrainer):
 
     def forward_backward(self, batch):
-        clips, label, _ = self.parse_batch_train(batch)
+        clips, y, _ = self.parse_batch_train(batch)
         with self.autocast():
-            output = self.model(clips)
-            loss = F.cross_entropy(output, label)
-        self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": accuracy(output, label)}
+            scores = self.model(clips)
+            risk = F.cross_entropy(scores, y)  # the empirical risk of the minibatch
+        self.model_backward_and_update(risk)
+        return self.end_of_step(loss=risk, acc=accuracy(scores, y))

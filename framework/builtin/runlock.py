@@ -4,6 +4,7 @@
 run on a folder whose holder is alive stops at once with a message naming that process; a lock left by a
 process that no longer exists (killed, crashed, machine rebooted) is taken over, and the temporary files of
 saves that process did not finish are deleted. The lock is released when the process exits.
+`lock_holder(dir)` tells another program (sweep.py status) whether a run holds the folder now.
 """
 import atexit
 import json
@@ -11,7 +12,7 @@ import os
 import os.path as osp
 import socket
 import time
-from typing import List
+from typing import List, Optional
 
 from .utils import _process_alive as _alive
 from .utils import remove_stale_temp_files
@@ -71,3 +72,17 @@ def claim_output_dir(output_dir: str) -> List[str]:
             notes.append(f"Removed the temporary file of an unfinished save: {stale}")
         return notes
     raise OutputDirInUse(f'Could not take the lock "{path}": another run took it first.')
+
+
+def lock_holder(output_dir: str) -> Optional[dict]:
+    """The holder of `output_dir`'s lock ({"pid", "host", "started", "alive"}) or None when no lock is there.
+    alive is True or False for a holder on this host, None for one on another host (its PID cannot be checked
+    from here)."""
+    path = osp.join(output_dir, LOCK_NAME)
+    if not osp.exists(path):
+        return None
+    holder = _read(path)
+    if "pid" not in holder:
+        return {**holder, "alive": False}  # half-written or unreadable: a run taking it would call it stale
+    same_host = holder.get("host") == socket.gethostname()
+    return {**holder, "alive": _alive(int(holder["pid"])) if same_host else None}

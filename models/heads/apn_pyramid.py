@@ -40,7 +40,6 @@ def _pyramid_defaults(cfg) -> None:
     cfg.MODEL.PYRAMID.SNIPPETS = "consecutive"  # paper: m consecutive segments; official: combinations
     cfg.MODEL.PYRAMID.SHARE_BLOCKS = False  # paper: one block per pyramid position; official: one shared block
     cfg.MODEL.PYRAMID.KEY_FEEDFORWARD = False  # official code: a second feed-forward layer after the key self-attention
-    cfg.MODEL.PYRAMID.CLASSIFIER_RELU = False  # official code: h = ReLU then Linear; paper: one Linear layer
     cfg.MODEL.PYRAMID.SNIPPET_DRAW = "clip"  # clip: a snippet draw per clip; batch: one per batch (official code)
     # Attention-block internals (models/attention.py); the defaults are Vaswani et al.'s block, which the paper cites.
     cfg.MODEL.PYRAMID.PROJECTIONS = "linear"  # official code: "relu" (Q/K/V = ReLU(Linear), no output projection)
@@ -58,12 +57,10 @@ class Pyramid(NamedTuple):
 
 
 class RelationalFeaturePyramid(nn.Module):
+    """`attention` holds the keywords of every AttentionBlock of the pyramid (num_heads, dropout, ...)."""
 
-    def __init__(self, in_features: int, num_segments: int, num_heads: int = 4, dropout: float = 0.3,
-                 ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
-                 key_feedforward: bool = False, classifier_relu: bool = False, snippet_draw: str = "clip",
-                 projections: str = "linear", causal_query: bool = False, residual_dropout: bool = True,
-                 output_dropout: float = 0.0):
+    def __init__(self, in_features: int, num_segments: int, *, snippets: str = "consecutive",
+                 snippet_draw: str = "clip", share_blocks: bool = False, **attention):
         super().__init__()
         if num_segments < 3:
             raise ValueError(f"The pyramid needs M >= 3 segments (local snippets of 2..M-1); got M={num_segments}")
@@ -77,11 +74,9 @@ class RelationalFeaturePyramid(nn.Module):
         self.snippet_draw = snippet_draw
         self._fixed: Optional[Dict[int, torch.Tensor]] = None  # set by fixed_snippets()
         self.out_features = num_segments * in_features
-        self.classifier_relu = classifier_relu  # read by VideoNet when it builds h
 
         def new_block():
-            return AttentionBlock(in_features, num_heads, dropout, ff_mult, key_feedforward, projections,
-                                  causal_query, residual_dropout, output_dropout)
+            return AttentionBlock(in_features, **attention)
 
         # The official code runs every position through one shared block; the paper draws a block per position.
         shared = new_block() if share_blocks else None
@@ -156,11 +151,6 @@ class RelationalFeaturePyramid(nn.Module):
 
 @HEAD_REGISTRY.register()
 @reads_config("PYRAMID")
-def apn_pyramid(in_features: int = 256, num_segments: int = 5, num_heads: int = 4, dropout: float = 0.3,
-                ff_mult: int = 4, snippets: str = "consecutive", share_blocks: bool = False,
-                key_feedforward: bool = False, classifier_relu: bool = False, snippet_draw: str = "clip",
-                projections: str = "linear", causal_query: bool = False, residual_dropout: bool = True,
-                output_dropout: float = 0.0, **kwargs) -> RelationalFeaturePyramid:
-    return RelationalFeaturePyramid(in_features, num_segments, num_heads, dropout, ff_mult, snippets, share_blocks,
-                                    key_feedforward, classifier_relu, snippet_draw, projections, causal_query,
-                                    residual_dropout, output_dropout)
+def apn_pyramid(*, in_features: int, num_segments: int, **pyramid) -> RelationalFeaturePyramid:
+    """`pyramid`: the keys of MODEL.PYRAMID in lower case."""
+    return RelationalFeaturePyramid(in_features, num_segments, **pyramid)

@@ -96,8 +96,8 @@ class SpatialView(nn.Module):
     """What one temporal scale sees in a frame: its own grouping, group relations and global feature.
     Frame maps (N, C, h, w) -> frame features (N, F) and the assignment A (N, h*w, K)."""
 
-    def __init__(self, channels: int, groups: int, centre_dim: int, tau: float, detach_mass: bool, local_dim: int,
-                 global_dim: int, global_grid: int, group_relations: int, random_in_eval: bool):
+    def __init__(self, channels: int, *, groups: int, centre_dim: int, tau: float, detach_mass: bool,
+                 local_dim: int, global_dim: int, global_grid: int, group_relations: int, random_in_eval: bool):
         super().__init__()
         self.grouping = SpatialGrouping(channels, groups, centre_dim, tau, detach_mass)
         self.relations = GroupRelations(channels, groups, local_dim, group_relations, random_in_eval)
@@ -116,11 +116,11 @@ class ScaleGate(nn.Module):
 
     def __init__(self, features: int, hidden: int):
         super().__init__()
-        self.gate = nn.Sequential(nn.Linear(features, hidden, bias=False), nn.ReLU(),
-                                  nn.Linear(hidden, features, bias=False), nn.Sigmoid())
+        self.w1 = nn.Linear(features, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, features, bias=False)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return v * self.gate(v)
+        return v * torch.sigmoid(self.w2(torch.relu(self.w1(v))))
 
 
 class STDNParts(NamedTuple):
@@ -136,10 +136,10 @@ class STDNParts(NamedTuple):
 
 class STDNHead(nn.Module):
 
-    def __init__(self, in_features: int, num_segments: int, groups: int = 4, tau: float = 0.5, centre_dim: int = 256,
-                 local_dim: int = 192, global_dim: int = 192, global_grid: int = 7, group_relations: int = 12,
-                 temporal_relations: int = 3, bottleneck: int = 256, gate_dim: int = 64, dropout: float = 0.3,
-                 detach_group_mass: bool = False, random_eval_relations: bool = False):
+    def __init__(self, in_features: int, num_segments: int, *, groups: int = 4, tau: float = 0.5,
+                 centre_dim: int = 256, local_dim: int = 192, global_dim: int = 192, global_grid: int = 7,
+                 group_relations: int = 12, temporal_relations: int = 3, bottleneck: int = 256, gate_dim: int = 64,
+                 dropout: float = 0.3, detach_group_mass: bool = False, random_eval_relations: bool = False):
         super().__init__()
         if groups < 2:
             raise ValueError(f"MODEL.STDN.GROUPS must be >= 2 (STDN relates groups to each other); got {groups}")
@@ -147,15 +147,16 @@ class STDNHead(nn.Module):
         self.sampler = RelationSampler(num_segments, temporal_relations, random_in_eval=random_eval_relations)
         self.scales = self.sampler.scales  # k = M..2
         self.spatial = nn.ModuleList(
-            SpatialView(in_features, groups, centre_dim, tau, detach_group_mass, local_dim, global_dim, global_grid,
-                        group_relations, random_eval_relations) for _ in self.scales)
+            SpatialView(in_features, groups=groups, centre_dim=centre_dim, tau=tau, detach_mass=detach_group_mass,
+                        local_dim=local_dim, global_dim=global_dim, global_grid=global_grid,
+                        group_relations=group_relations, random_in_eval=random_eval_relations)
+            for _ in self.scales)
         frame_dim = self.spatial[0].out_features
         self.temporal = nn.ModuleList(
             nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(k * frame_dim, bottleneck), nn.ReLU())
             for k in self.scales)
         self.gates = nn.ModuleList(ScaleGate(bottleneck, gate_dim) for _ in self.scales)
         self.out_features = bottleneck
-        self.classifier_relu = False
 
     def scale_feature(self, i: int, frame_features: torch.Tensor) -> torch.Tensor:
         """v_k of the i-th temporal scale from its frame features (B, M, F): (B, BOTTLENECK)."""
@@ -198,10 +199,6 @@ class STDNHead(nn.Module):
 @HEAD_REGISTRY.register()
 @reads_config("STDN")
 @reads_feature_maps
-def stdn(in_features: int = 2048, num_segments: int = 5, groups: int = 4, tau: float = 0.5, centre_dim: int = 256,
-         local_dim: int = 192, global_dim: int = 192, global_grid: int = 7, group_relations: int = 12,
-         temporal_relations: int = 3, bottleneck: int = 256, gate_dim: int = 64, dropout: float = 0.3,
-         detach_group_mass: bool = False, random_eval_relations: bool = False, **kwargs) -> STDNHead:
-    return STDNHead(in_features, num_segments, groups, tau, centre_dim, local_dim, global_dim, global_grid,
-                    group_relations, temporal_relations, bottleneck, gate_dim, dropout, detach_group_mass,
-                    random_eval_relations)
+def stdn(*, in_features: int, num_segments: int, **options) -> STDNHead:
+    """`options`: the keys of MODEL.STDN in lower case."""
+    return STDNHead(in_features, num_segments, **options)

@@ -80,7 +80,7 @@ def gather_relations(frame_features: torch.Tensor, relations: torch.Tensor) -> t
 
 class MultiScaleTRN(nn.Module):
 
-    def __init__(self, in_features: int, num_segments: int, bottleneck: int = 256, relations_per_scale: int = 3):
+    def __init__(self, in_features: int, num_segments: int, *, bottleneck: int = 256, relations_per_scale: int = 3):
         super().__init__()
         self.num_segments = num_segments
         self.sampler = RelationSampler(num_segments, relations_per_scale)
@@ -89,7 +89,6 @@ class MultiScaleTRN(nn.Module):
             nn.Sequential(nn.ReLU(), nn.Linear(k * in_features, bottleneck), nn.ReLU()) for k in self.scales)
         self.h = nn.ModuleList(nn.Linear(bottleneck, bottleneck) for _ in self.scales)
         self.out_features = bottleneck
-        self.classifier_relu = False
 
     def relation_features(self, frame_features: torch.Tensor, i: int) -> torch.Tensor:
         """g_k of the chosen relations of the i-th scale: (B, n, bottleneck)."""
@@ -119,6 +118,6 @@ class MultiScaleTRN(nn.Module):
 
 @HEAD_REGISTRY.register()
 @reads_config("TRN")
-def trn(in_features: int = 256, num_segments: int = 5, bottleneck: int = 256, relations_per_scale: int = 3,
-        **kwargs) -> MultiScaleTRN:
-    return MultiScaleTRN(in_features, num_segments, bottleneck, relations_per_scale)
+def trn(*, in_features: int, num_segments: int, **options) -> MultiScaleTRN:
+    """`options`: the keys of MODEL.TRN in lower case."""
+    return MultiScaleTRN(in_features, num_segments, **options)

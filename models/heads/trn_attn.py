@@ -32,12 +32,13 @@ def _trn_attn_defaults(cfg) -> None:
 
 
 class AttentiveTRN(MultiScaleTRN):
+    """`attention` holds the keywords of the attention blocks (num_heads, dropout, ff_mult)."""
 
-    def __init__(self, in_features: int, num_segments: int, bottleneck: int = 256, relations_per_scale: int = 3,
-                 num_heads: int = 4, dropout: float = 0.3, ff_mult: int = 4):
-        super().__init__(in_features, num_segments, bottleneck, relations_per_scale)
-        self.g_attention = nn.ModuleList(AttentionBlock(bottleneck, num_heads, dropout, ff_mult) for _ in self.scales)
-        self.h_attention = AttentionBlock(bottleneck, num_heads, dropout, ff_mult)
+    def __init__(self, in_features: int, num_segments: int, *, bottleneck: int = 256, relations_per_scale: int = 3,
+                 **attention):
+        super().__init__(in_features, num_segments, bottleneck=bottleneck, relations_per_scale=relations_per_scale)
+        self.g_attention = nn.ModuleList(AttentionBlock(bottleneck, **attention) for _ in self.scales)
+        self.h_attention = AttentionBlock(bottleneck, **attention)
 
     def scale_features(self, frame_features: torch.Tensor) -> torch.Tensor:
         per_scale = []
@@ -50,6 +51,6 @@ class AttentiveTRN(MultiScaleTRN):
 
 @HEAD_REGISTRY.register()
 @reads_config("TRN_ATTN")
-def trn_attn(in_features: int = 256, num_segments: int = 5, bottleneck: int = 256, relations_per_scale: int = 3,
-             num_heads: int = 4, dropout: float = 0.3, ff_mult: int = 4, **kwargs) -> AttentiveTRN:
-    return AttentiveTRN(in_features, num_segments, bottleneck, relations_per_scale, num_heads, dropout, ff_mult)
+def trn_attn(*, in_features: int, num_segments: int, **options) -> AttentiveTRN:
+    """`options`: the keys of MODEL.TRN_ATTN in lower case."""
+    return AttentiveTRN(in_features, num_segments, **options)

@@ -16,7 +16,6 @@ class AverageConsensus(nn.Module):
     def __init__(self, in_features: int):
         super().__init__()
         self.out_features = in_features
-        self.classifier_relu = False
 
     def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
         return frame_features.mean(dim=1)
@@ -30,5 +29,5 @@ class AverageConsensus(nn.Module):
 
 
 @HEAD_REGISTRY.register()
-def tsn(in_features: int = 256, **kwargs) -> AverageConsensus:
+def tsn(*, in_features: int, **kwargs) -> AverageConsensus:
     return AverageConsensus(in_features)
