@@ -59,8 +59,6 @@ ALLOWED_MESSAGES = {
     "* accuracy: {}%": "parse_test_res field (--keyword accuracy, the default)",
     "* error: {}%": "parse_test_res field (--keyword error)",
     "* macro_f1: {}%": "parse_test_res field (--keyword macro_f1)",
-    "Evaluate on the *{}* set": "log marker: analysis/figures.py finds per-epoch val accuracy by it; "
-                                "Dassl's test() prints the same line",
 }
 ALLOWED_LINE_FILES = {
     "framework/builtin/config.py": "config-key table: the keys and defaults must be Dassl's",

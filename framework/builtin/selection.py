@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from ..distributed import gather_shards
 from .utils import CheckpointError, load_checkpoint
 
-# The line before an evaluation block. analysis/figures.py finds the per-epoch validation accuracy by it, and
-# Dassl's own test() prints the same line, so the logs of both engines read alike.
-EVALUATION_HEADER = "Evaluate on the *{}* set"
+# The line before an evaluation block, on both engines (validate() below, the built-in test(), the results table
+# of trainers/results.py). analysis/figures.py finds each epoch's validation accuracy after it (its _VAL_HEADER).
+EVALUATION_HEADER = "Scoring the {} split"
 BEST_FILE = "model-best.pth.tar"
 
 
