@@ -10,6 +10,17 @@ import pytest
 
 from tests.helpers import REPO
 
+# The flag-to-key table: one text in both trees, since it matches Dassl's by design
+RESET_CFG = '''
+        def reset_cfg(cfg, args):
+            if args.root:
+                cfg.DATASET.ROOT = args.root
+            if args.output_dir:
+                cfg.OUTPUT_DIR = args.output_dir
+            if args.trainer:
+                cfg.TRAINER.NAME = args.trainer
+        '''
+
 THEIRS = {
     "lib/meters.py": '''
         class Meter:
@@ -34,15 +45,7 @@ THEIRS = {
             print(f"* accuracy: {acc:.1f}%")
             print("total {}".format(n))
         ''',
-    "tools/train.py": '''
-        def reset_cfg(cfg, args):
-            if args.root:
-                cfg.DATASET.ROOT = args.root
-            if args.output_dir:
-                cfg.OUTPUT_DIR = args.output_dir
-            if args.trainer:
-                cfg.TRAINER.NAME = args.trainer
-        ''',
+    "tools/train.py": RESET_CFG,
 }
 
 OURS = {
@@ -81,15 +84,7 @@ OURS = {
             return {"accuracy": value, "count": count}
         ''',
     # the flag-to-key table matches theirs by design
-    "train.py": '''
-        def reset_cfg(cfg, args):
-            if args.root:
-                cfg.DATASET.ROOT = args.root
-            if args.output_dir:
-                cfg.OUTPUT_DIR = args.output_dir
-            if args.trainer:
-                cfg.TRAINER.NAME = args.trainer
-        ''',
+    "train.py": RESET_CFG,
 }
 
 
