@@ -67,7 +67,7 @@ OURS = {
             try:
                 return table[key]
             except KeyError:
-                raise KeyError(f'Object name "{key}" does not exist in "{where}" registry; check the spelling') from None
+                raise KeyError(f'Object name "{key}" does not exist in "{where}" registry; check it') from None
         ''',
     # written here: nothing to find
     "framework/own.py": '''
