@@ -102,7 +102,7 @@ def test_two_gloo_processes_match_one_process_and_resume(engine, data_root, sing
     if engine != "builtin":
         return  # resume is the same code on both engines (CheckpointMixin, DataParallelMixin); once is enough
     proc = run_torchrun(2, [*args, "OPTIM.MAX_EPOCH", "2"], engine)
-    assert "Previous epoch: 1" in proc.stdout and "epoch [2/2]" in proc.stdout and "epoch [1/2]" not in proc.stdout
+    assert "Resuming after epoch 1" in proc.stdout and "epoch [2/2]" in proc.stdout and "epoch [1/2]" not in proc.stdout
     assert "each rank reseeds" not in proc.stdout  # every rank's own random state came back
     assert len(glob.glob(osp.join(out, "log.txt-*"))) == 1  # rank 0's log of the resumed run, and no other
     assert sorted(os.listdir(osp.join(out, "model"))) == ["checkpoint", "model-best.pth.tar", "model.pth.tar-1",
