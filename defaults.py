@@ -152,6 +152,12 @@ def extend_cfg(cfg: CN) -> None:
     cfg.OPTIM.CLIP_GRAD_NORM = 0.0  # > 0: clip the gradient norm before each step (official APN code: 20)
     cfg.TRAIN.BF16 = False  # bf16 autocast for forward passes (a speed-up on CUDA; slower on most CPUs)
     cfg.TRAIN.CHANNELS_LAST = False  # channels_last memory format for the frame CNN (faster on CUDA; also on CPU)
+    # torch.compile the frame encoder and the head, the maximisation's input-gradient passes included (weights and
+    # checkpoints unchanged); the first steps pay the compilation (docs/performance.md says when it pays)
+    cfg.TRAIN.COMPILE = False
+    # torch.compile's backend: inductor generates kernels (Triton on CUDA, C++ on the CPU); aot_eager captures the
+    # same graphs, forward and backward, and runs them eagerly (no code generated: the CPU tests use it)
+    cfg.TRAIN.COMPILE_BACKEND = "inductor"
     cfg.OPTIM.IMPLEMENTATION = "auto"  # SGD/Adam kernel: auto (torch's default), foreach, fused (CUDA), for_loop
     cfg.TRAIN.CHECKPOINT_KEEP = 3  # regular checkpoints kept on disk (the newest K; model-best is kept too); 0 = all
     cfg.TEST.FIGURES = True  # end of run / --eval-only: confusion, per-class, showcase, curves in OUTPUT_DIR/figures

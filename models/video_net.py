@@ -142,11 +142,25 @@ class VideoNet(nn.Module):
 
     def features(self, x: torch.Tensor, levels: Sequence[str]) -> Dict[str, torch.Tensor]:
         """The requested feature levels of clips x, each (B, fdim)."""
-        all_levels = self.head.forward_levels(self.frame_features(x))
+        return self.features_from_frame_features(self.frame_features(x), levels)
+
+    def features_from_frame_features(self, frame_features: torch.Tensor,
+                                     levels: Sequence[str]) -> Dict[str, torch.Tensor]:
+        """The requested feature levels from frame features (B, M, D), each (B, fdim)."""
+        all_levels = self.head.forward_levels(frame_features)
         missing = [lvl for lvl in levels if lvl not in all_levels]
         if missing:
             raise KeyError(f"Head {type(self.head).__name__} has no feature level {missing}; it has {self.levels}")
         return {lvl: all_levels[lvl] for lvl in levels}
+
+    def compile_parts(self, backend: str = "inductor") -> None:
+        """torch.compile the frame encoder and the head in place (TRAIN.COMPILE): their forward, and the head's
+        forward_levels, which video ADA calls. Parameters, buffers and state_dict keys stay as they are."""
+        self.backbone.compile(backend=backend)
+        self.head.compile(backend=backend)
+        self.head.forward_levels = torch.compile(self.head.forward_levels, backend=backend)
+        print(f"TRAIN.COMPILE: torch.compile of the frame encoder and the head, backend {backend} (the first "
+              "steps compile them)")
 
     def classify(self, feature: torch.Tensor) -> torch.Tensor:
         return self.classifier(feature)

@@ -6,8 +6,8 @@ Markers (registered in pyproject.toml, which also sets --strict-markers):
     e2e    runs train.py (or torchrun, ensemble.py, a script) in a child process, as a user would
     slow   one of the long tests; `python -m pytest -q -m "not slow"` is the fast subset
 
-Under CI=true a skip is an error, except the two a CI machine may legitimately lack: real Dassl outside the
-Dassl environment, and data that only sits beside a checkout (the official APN list files). So a test that
+Under CI=true a skip is an error, except what a CI machine may legitimately lack: real Dassl outside the
+Dassl environment, data that only sits beside a checkout (the official APN list files), and a CUDA GPU. So a test that
 should run there cannot pass as "skipped".
 """
 import os
@@ -17,7 +17,8 @@ import pytest
 from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC, dassl_importable
 
 # Skip reasons that CI=true accepts outside the Dassl environment (matched as prefixes).
-SKIPS_CI_MAY_HAVE = ("the official APN list files are not on this machine",)
+SKIPS_CI_MAY_HAVE = ("the official APN list files are not on this machine",
+                     "needs a CUDA GPU")  # tests/test_cuda.py: scripts/gpu_check.sh runs it on a GPU
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ MAX_MODE eval this equals one chain after the other). The step keeps its log val
 once per minibatch (one host sync).
 """
 import contextlib
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -112,9 +113,9 @@ def parse_levels(spec: str, available: Optional[Sequence[str]] = None) -> List[s
 
 
 def read_log(log: Tensors) -> Dict[str, float]:
-    """Device scalars -> floats with one host sync for the whole minibatch."""
-    values = torch.stack([v.detach().float().reshape(()) for v in log.values()]).tolist()
-    return dict(zip(log, values))
+    """Device scalars -> floats with one host sync for the whole minibatch (NaN on `meta`: it holds no values)."""
+    stacked = torch.stack([v.detach().float().reshape(()) for v in log.values()])
+    return dict(zip(log, [math.nan] * len(log) if stacked.is_meta else stacked.tolist()))
 
 
 def batch_accuracy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -157,6 +158,9 @@ class VideoADA(VideoTrainer):
         self.adv_loss_level = node.ADV_LOSS_LEVEL
         self.r0_mode = node.R0
         self.max_snippets = node.MAX_SNIPPETS
+        # The first ascent step shares one encoder pass across the chains (first_step_gradient), which takes a
+        # second backward pass through one graph; a compiled backward (TRAIN.COMPILE) allows only one.
+        self.share_first_step = self.max_mode == "eval" and len(self.levels) > 1 and not cfg.TRAIN.COMPILE
 
     def forward_backward(self, batch):
         X, Y, _ = self.parse_batch_train(batch)
@@ -164,7 +168,8 @@ class VideoADA(VideoTrainer):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         values = read_log(log)
-        self.check_finite_losses({k: v for k, v in values.items() if k.startswith("loss")})
+        if self.device.type != "meta":  # a meta tensor holds no values: its losses read NaN (analysis/cost.py)
+            self.check_finite_losses({k: v for k, v in values.items() if k.startswith("loss")})
         return values
 
     def detect_anomaly(self, loss):
@@ -259,29 +264,60 @@ class VideoADA(VideoTrainer):
         """
         r0 = dict(r0 or {})
         X_adv = {lvl: X.detach().clone() for lvl in self.levels}  # line 6
-        reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
         log = {}
-        for _ in range(self.t_max):  # line 7
+        for step in range(self.t_max):  # line 7
             if self.r0_mode == "every_step":
                 r0 = self.reference(X, draw)
             if self.max_mode == "eval":
                 self.set_model_mode("eval")
-            # lines 8-9 and 10-11, every level's chain in one batched pass: chunk i of x is X^(levels[i])
-            x = torch.cat([X_adv[lvl] for lvl in self.levels]).requires_grad_(True)
-            with self.autocast(), self.fixed(draw):
-                feats = self.model.features(x, self.levels)
-                objective = 0.0
-                for i, lvl in enumerate(self.levels):
-                    R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
-                    if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
-                        r0[lvl] = R.detach()
-                    loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
-                    cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
-                    objective = objective + reduce(loss - self.gamma * cost)
-                    log[f"max_loss_{lvl}"], log[f"cost_{lvl}"] = loss.detach().mean(), cost.detach().mean()
-            (grad, ) = torch.autograd.grad(objective, x)
-            x = (x + self.eta * grad).detach()
+            if step == 0 and self.share_first_step:
+                grad = self.first_step_gradient(X, Y, self.levels, r0, draw, log)
+            else:  # lines 8-9 and 10-11, every level's chain in one batched pass: chunk i of x is X^(levels[i])
+                x = torch.cat([X_adv[lvl] for lvl in self.levels])
+                grad = self.chains_gradient(x, Y, self.levels, r0, draw, log)
             for i, lvl in enumerate(self.levels):
-                X_adv[lvl] = x[i * len(Y):(i + 1) * len(Y)]
+                X_adv[lvl] = (X_adv[lvl] + self.eta * grad[i * len(Y):(i + 1) * len(Y)]).detach()
             self.set_model_mode("train")
         return X_adv, log
+
+    def ascent_objective(self, feats: Tensors, Y: torch.Tensor, levels: Sequence[str], r0: Tensors,
+                         log: Tensors) -> torch.Tensor:
+        """The sum over the chains `levels` (batched one after the other in feats) of each chain's ascent
+        objective l(h(R^L), Y) - gamma * c(R^L, R0^L), per clip, reduced by ASCENT_REDUCTION."""
+        reduce = torch.sum if self.ascent_reduction == "sum" else torch.mean
+        objective = 0.0
+        for i, lvl in enumerate(levels):
+            R = feats[lvl][i * len(Y):(i + 1) * len(Y)].float()
+            if lvl not in r0:  # first pass: X^L is still X, so R is R0^L in this mode
+                r0[lvl] = R.detach()
+            loss = F.cross_entropy(self.model.classify(R), Y, reduction="none")  # per clip
+            cost = (R - r0[lvl]).pow(2).flatten(1).mean(1)  # c: mean squared error per clip
+            objective = objective + reduce(loss - self.gamma * cost)
+            log[f"max_loss_{lvl}"], log[f"cost_{lvl}"] = loss.detach().mean(), cost.detach().mean()
+        return objective
+
+    def chains_gradient(self, x: torch.Tensor, Y: torch.Tensor, levels: Sequence[str], r0: Tensors,
+                        draw: Optional[Tensors], log: Tensors) -> torch.Tensor:
+        """grad_x of the chains' objectives, x = the chains' clips one after the other."""
+        x = x.requires_grad_(True)
+        with self.autocast(), self.fixed(draw):
+            objective = self.ascent_objective(self.model.features(x, levels), Y, levels, r0, log)
+        return torch.autograd.grad(objective, x)[0]
+
+    def first_step_gradient(self, X: torch.Tensor, Y: torch.Tensor, levels: Sequence[str], r0: Tensors,
+                            draw: Optional[Tensors], log: Tensors) -> torch.Tensor:
+        """chains_gradient for the first ascent step in MAX_MODE eval: every chain still holds X (line 6) and
+        the eval-mode frame encoder is deterministic, so one encoder pass on X serves all chains (one forward
+        pass of B clips per chain beyond the first saved; Algorithm 1's 13 forward passes with R0 from its own
+        pass). The head runs per chain, and the encoder's backward once per chain: each chain
+        has its own gradient."""
+        n = len(levels)
+        x = X.detach().requires_grad_(True)
+        with self.autocast(), self.fixed(draw):
+            frames = self.model.frame_features(x)
+            chains = frames.detach().repeat(n, *[1] * (frames.dim() - 1)).requires_grad_(True)
+            feats = self.model.features_from_frame_features(chains, levels)
+            objective = self.ascent_objective(feats, Y, levels, r0, log)
+        (grad_frames, ) = torch.autograd.grad(objective, chains)
+        return torch.cat([torch.autograd.grad(frames, x, g, retain_graph=i < n - 1)[0]
+                          for i, g in enumerate(grad_frames.chunk(n))])

@@ -126,13 +126,15 @@ class VideoDAELDG(VideoTrainer):
     def forward_backward(self, batch):
         clips, label, domain = self.parse_batch_train(batch)
         strong = batch["img2"].to(self.device)
-        present = [int(d) for d in torch.unique_consecutive(domain)]  # the sampler's domain blocks, in order
+        # the sampler's domain blocks, in order, read from the loader's host copy (no device sync)
+        present, sizes = (t.tolist() for t in torch.unique_consecutive(batch["domain"], return_counts=True))
         if len(set(present)) != len(present):
             raise RuntimeError("VideoDAELDG expects one contiguous block per domain (RandomDomainSampler)")
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
         loss_x, loss_cr, acc = 0.0, 0.0, 0.0
         with self.autocast():
-            for i in present:
-                rows = domain == i
+            for i, start, size in zip(present, starts, sizes):
+                rows = slice(start, start + size)
                 feature = self.F(clips[rows])
                 logits_i = self.E(i, feature)
                 loss_x = loss_x + F.cross_entropy(logits_i, label[rows])

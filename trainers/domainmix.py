@@ -75,7 +75,8 @@ class VideoDomainMix(VideoTrainer):
         super().check_cfg(cfg)
 
     def mix(self, clips: torch.Tensor, domain: torch.Tensor) -> "Mixup":
-        """The minibatch's mix. Draw order: lam, then the random permutation (as Dassl's DomainMix)."""
+        """The minibatch's mix. Draw order: lam, then the random permutation (as Dassl's DomainMix). `domain` is
+        the loader's host copy: the cross-domain partners are found on the host (no device sync)."""
         opts = self.cfg.TRAINER.VIDEODOMAINMIX
         if opts.ALPHA > 0:
             lam = torch.distributions.Beta(opts.ALPHA, opts.BETA).sample((1,)).to(clips.device)
@@ -83,12 +84,12 @@ class VideoDomainMix(VideoTrainer):
             lam = torch.ones(1, device=clips.device)
         partner = torch.randperm(len(clips), device=clips.device)
         if opts.TYPE == "crossdomain" and len(torch.unique(domain)) > 1:
-            partner = cross_domain_partners(domain)
+            partner = cross_domain_partners(domain).to(clips.device)
         return Mixup(lam * clips + (1 - lam) * clips[partner], partner, lam)
 
     def forward_backward(self, batch):
-        clips, label, domain = self.parse_batch_train(batch)
-        mixup = self.mix(clips, domain)
+        clips, label, _ = self.parse_batch_train(batch)
+        mixup = self.mix(clips, batch["domain"])
         with self.autocast():
             logits = self.model(mixup.clips)
             loss = mixup.loss(logits, label)

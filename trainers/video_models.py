@@ -22,13 +22,16 @@ class VideoNetMixin:
 
     def register_video_model(self, name: str, module: nn.Module, warm_start: str = "") -> nn.Module:
         """Load `warm_start` (a checkpoint file) if given, move the network to the device (a VideoNet's frame CNN
-        to channels_last with TRAIN.CHANNELS_LAST) and register it with an optimiser and scheduler of its own, as
-        Dassl's multi-network trainers do; it is checkpointed under OUTPUT_DIR/<name>/."""
+        to channels_last with TRAIN.CHANNELS_LAST, its encoder and head compiled with TRAIN.COMPILE) and register
+        it with an optimiser and scheduler of its own, as Dassl's multi-network trainers do; it is checkpointed
+        under OUTPUT_DIR/<name>/."""
         if warm_start:
             load_pretrained_weights(module, warm_start)
         module.to(self.device)
         if self.cfg.TRAIN.CHANNELS_LAST and isinstance(module, VideoNet):
             module.backbone.use_channels_last()
+        if self.cfg.TRAIN.COMPILE and isinstance(module, VideoNet):
+            module.compile_parts(self.cfg.TRAIN.COMPILE_BACKEND)
         print(f"# params of {name}: {count_num_param(module):,}")
         # a frame encoder may give its parameters their own learning rates (a ViT's layer-wise decay)
         groups = module.optimizer_groups(self.cfg.OPTIM.LR) if isinstance(module, VideoNet) else None

@@ -85,13 +85,39 @@ class ClipMixStyle(nn.Module):
         return normalised * sigma_mix.flatten(0, 1) + mu_mix.flatten(0, 1)
 
 
+class FrozenStatistics:
+    """A BatchNorm layer frozen by partial BN: y = x * scale + shift with its running statistics and affine
+    weights, as eval-mode BatchNorm computes it, but as one addcmul, for which autograd saves only the (C,)
+    scale. Eval-mode BatchNorm saves its whole input for a weight gradient that a frozen layer never takes;
+    leaving it out halves the activations a ResNet-50 keeps for backward (docs/performance.md)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        shape = (1, -1) + (1, ) * (x.dim() - 2)
+        return torch.addcmul(shift.to(x.dtype).view(shape), x, scale.to(x.dtype).view(shape))
+
+
+class FrozenBatchNorm2d(FrozenStatistics, nn.BatchNorm2d):
+    pass
+
+
+class FrozenBatchNorm3d(FrozenStatistics, nn.BatchNorm3d):
+    pass
+
+
+_FROZEN_CLASSES = {nn.BatchNorm2d: FrozenBatchNorm2d, nn.BatchNorm3d: FrozenBatchNorm3d}
+
+
 def freeze_all_but_first(batch_norms: Sequence[nn.Module], partial_bn: bool) -> list:
     """Partial BN (TSN): every BatchNorm but the first keeps its pretrained statistics and affine weights.
-    Returns the frozen layers; `PartialBatchNorm.train` keeps them in eval mode."""
+    Returns the frozen layers; `PartialBatchNorm.train` keeps them in eval mode. A frozen layer changes class
+    in place (FrozenStatistics: same parameters, buffers and state_dict keys, so checkpoints are unchanged)."""
     frozen = list(batch_norms[1:]) if partial_bn else []
     for bn in frozen:
         bn.weight.requires_grad_(False)
         bn.bias.requires_grad_(False)
+        bn.__class__ = _FROZEN_CLASSES.get(type(bn), type(bn))
     return frozen
 
 
