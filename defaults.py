@@ -132,6 +132,10 @@ def extend_cfg(cfg: CN) -> None:
     # ------------------------------------------------------------------ video datasets (datasets/)
     cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified by group (paper: 30%)
     cfg.DATASET.SPLIT_SEED = 1  # seed of that split; fixed so that every method and seed shares one split
+    # > 0: hold out this share of each target domain (class-stratified, by group, with SPLIT_SEED) for the oracle
+    # criterion of sweep.py collect (DomainBed's test-domain validation, 0.2): the last-epoch model is scored on
+    # it, and those clips leave the reported target test. Never a DG result: its tables say oracle. 0 = off.
+    cfg.DATASET.ORACLE_HOLDOUT = 0.0
     cfg.DATASET.SKIP_CORRUPT = False  # True: an unreadable clip is replaced by the next readable one and logged
     # Real benchmarks: "" reads the videos; a template (e.g. img_{:05d}.jpg) reads the frame folders under frames/
     cfg.DATASET.FRAME_TMPL = ""

@@ -16,7 +16,8 @@ from tests.helpers import REPO, TINY_SYNTHETIC
 
 def plan_for(tmp_path, methods, n_hparams=2, n_trials=2, benchmark="synthetic_dg", pairs=()):
     return make_plan(parse_benchmark(benchmark), [parse_method(m) for m in methods], "smallcnn_cpu", n_hparams,
-                     n_trials, str(tmp_path / "out"), str(tmp_path / "data"), parse_pairs(list(pairs)))
+                     list(range(1, n_trials + 1)), str(tmp_path / "out"), str(tmp_path / "data"),
+                     parse_pairs(list(pairs)))
 
 
 def test_method_specs_keep_commas_inside_brackets_and_read_bare_list_items():
