@@ -164,8 +164,9 @@ def cmd_spaces(args) -> int:
     from train import default_cfg
 
     default_cfg()  # registers every component, and so their search spaces
-    rows = [[applies_to, key, repr(dist)] for applies_to, space in SEARCH_SPACES for key, dist in space.items()]
-    print(tabulate(rows, headers=["applies to", "key", "draw i > 0 (draw 0: the config's value)"], tablefmt="github"))
+    rows = [[s.applies_to, key, repr(dist), s.declared_in] for s in SEARCH_SPACES for key, dist in s.space.items()]
+    print(tabulate(rows, headers=["applies to", "key", "draw i > 0 (draw 0: the config's value)", "declared in"],
+                   tablefmt="github"))
     return 0
 
 
@@ -236,4 +237,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SystemExit as stop:
+        if isinstance(stop.code, str):  # a refused sweep (the message says why): a usage error, as argparse's
+            print(stop.code, file=sys.stderr)
+            sys.exit(2)
+        raise

@@ -166,8 +166,9 @@ def applies(cfg, applies_to: str) -> bool:
     if applies_to == EVERY_RUN:
         return True
     key, _, value = applies_to.partition("=")
+    negated = key.endswith("!")
     try:
-        return str(cfg_value(cfg, key)) == value
+        return (str(cfg_value(cfg, key.rstrip("!"))) == value) != negated
     except KeyError:
         return False
 
@@ -180,7 +181,7 @@ def draw_hparams(cfg, method: str, task: str, index: int, fixed: Sequence[str]) 
     drawn: Dict[str, object] = {}
     if index == 0:
         return drawn
-    for applies_to, space in SEARCH_SPACES:
+    for applies_to, space, _ in SEARCH_SPACES:
         if not applies(cfg, applies_to):
             continue
         for key, distribution in space.items():

@@ -1,4 +1,6 @@
-"""scripts/paper_tasks.sh: methods as arguments, per-method overrides, skip of finished runs, LODO tasks."""
+"""scripts/paper_tasks.sh (a thin call of sweep.py): methods as arguments, per-method overrides, a finished run
+run again only when its config changed, LODO tasks."""
+import json
 import os
 import subprocess
 import sys
@@ -13,18 +15,30 @@ def run_grid(*args: str) -> subprocess.CompletedProcess:
                           text=True)
 
 
-def test_grid_runs_named_methods_with_their_overrides_and_skips_finished_runs(tmp_path):
-    grid = [ "--root", str(tmp_path / "data"), "--seeds", "1", "--out", str(tmp_path / "out"), "synthetic_dg",
-             "TSN=VideoVanilla,OPTIM.MAX_EPOCH=1", "--", *TINY_SYNTHETIC]
-    proc = run_grid(*grid)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    run = tmp_path / "out" / "synthetic_dg" / "studio" / "TSN" / "smallcnn_cpu" / "seed1"
+def test_grid_runs_named_methods_with_their_overrides_and_runs_a_changed_override_anew(tmp_path):
+    def grid(method: str) -> subprocess.CompletedProcess:
+        proc = run_grid("--root", str(tmp_path / "data"), "--seeds", "1", "--out", str(tmp_path / "out"),
+                        "synthetic_dg", method, "--", *TINY_SYNTHETIC)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc
+
+    method_dir = tmp_path / "out" / "synthetic_dg" / "studio" / "TSN" / "smallcnn_cpu"
+    proc = grid("TSN=VideoVanilla,OPTIM.MAX_EPOCH=1")
+    (run,) = method_dir.glob("hp0_seed1_*")
     rows = read_results(str(run))
     assert rows[("target", "pooled")]["n"] == 3 * 8 * 3  # three target domains x 8 classes x 3 clips
     assert "MAX_EPOCH: 1" in (run / "config.yaml").read_text()
-    assert "== synthetic_dg: studio -> street sketch glimpse (TSN: VideoVanilla, smallcnn_cpu)" in proc.stdout
-    again = run_grid(*grid)
-    assert again.returncode == 0 and f"Skip {run}: already finished" in again.stdout
+    assert f"| TSN      | {rows[('target', 'pooled')]['accuracy']:.2f} (n 1)" in proc.stdout  # collect's table
+    again = grid("TSN=VideoVanilla,OPTIM.MAX_EPOCH=1")
+    assert "Nothing to start" in again.stderr and list(method_dir.iterdir()) == [run]
+    # a changed override is a new run, never the old result reported again (the old skip rule's fault)
+    changed = grid("TSN=VideoVanilla,OPTIM.MAX_EPOCH=2")
+    (new,) = set(method_dir.iterdir()) - {run}
+    assert "MAX_EPOCH: 2" in (new / "config.yaml").read_text()
+    accuracy = read_results(str(new))[("target", "pooled")]["accuracy"]
+    assert f"| TSN      | {accuracy:.2f} (n 1)" in changed.stdout
+    chosen = json.loads((tmp_path / "out" / "synthetic_dg" / "tables" / "hparams_source_val.json").read_text())
+    assert [cell["runs"] for cell in chosen["cells"]] == [[str(new)]]  # the table holds the new run only
 
 
 def test_grid_refuses_unknown_benchmark_and_missing_setting(tmp_path):
