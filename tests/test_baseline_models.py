@@ -12,16 +12,15 @@ import torch
 import torchvision
 
 import components
-import train
 from datasets import ucf_hmdb
 from defaults import extend_cfg, merge_config_file
-from framework import get_cfg_default
+from framework import ENGINE, get_cfg_default
 from models.backbones.i3d import i3d_resnet50
 from models.backbones.nonlocal_net import NonLocalBlock3d, nonlocal_resnet50
 from models.backbones.tsm import frame_resnet50_tsm, temporal_shift
 from models.heads.trn import MultiScaleTRN
 from models.video_net import VideoNet
-from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC
+from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, train_in_process
 from tests.test_benchmarks import UCF_PER_FOLDER, ucf_release  # noqa: F401  (ucf_release: the miniature release)
 from tools import prepare_ucf_hmdb
 from video.sampling import sample_clip_indices, sample_dense_indices
@@ -184,16 +183,6 @@ def run_args(root: str, out: str, trainer: str, setting: str, extra: list) -> li
             f"configs/trainers/{trainer}/{setting}.yaml", "--output-dir", out, "--seed", "1", *TINY, *extra]
 
 
-def run_in_process(args: list) -> None:
-    stdout = sys.stdout
-    try:
-        train.main(train.build_parser().parse_args(args))
-    finally:  # train.main tees stdout into the run's log; give pytest its stdout back
-        if sys.stdout is not stdout:
-            sys.stdout.close()
-            sys.stdout = stdout
-
-
 def check_run(out: str, trainer: str) -> None:
     with open(osp.join(out, "results.json")) as f:
         rows = {(r["split"], r["domain"]): r for r in json.load(f)}
@@ -202,27 +191,33 @@ def check_run(out: str, trainer: str) -> None:
     assert ("loss_adv" in log) == (trainer == "VideoADA")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
-def test_every_model_trains_one_epoch_with_and_without_ada(engine, tmp_path):
-    """All runs of one engine in one child process, so that the import cost is paid once."""
-    root = str(tmp_path / "data")
-    runs = [run_args(root, str(tmp_path / setting), trainer, setting, extra) for trainer, setting, extra in RUNS]
-    driver = ("import json, sys, train\n"
-              "for args in json.loads(sys.argv[1]):\n"
-              "    train.main(train.build_parser().parse_args(args))\n")
-    proc = subprocess.run([sys.executable, "-c", driver, json.dumps(runs)], cwd=REPO,
-                          env=dict(os.environ, VIDEODG_ENGINE=engine), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_every_model_trains_one_epoch_with_and_without_ada(engine, data_root, tmp_path):
+    """All runs of one engine in one process (this one where it runs that engine), so that the import cost is
+    paid once at most."""
+    runs = [run_args(data_root, str(tmp_path / setting), trainer, setting, extra) for trainer, setting, extra in RUNS]
+    if engine == ENGINE:
+        for args in runs:
+            train_in_process(args)
+    else:
+        driver = ("import json, sys, train\n"
+                  "for args in json.loads(sys.argv[1]):\n"
+                  "    train.main(train.build_parser().parse_args(args))\n")
+        proc = subprocess.run([sys.executable, "-c", driver, json.dumps(runs)], cwd=REPO,
+                              env=dict(os.environ, VIDEODG_ENGINE=engine), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for trainer, setting, _ in RUNS:
         check_run(str(tmp_path / setting), trainer)
     log = open(str(tmp_path / "trn_adastar_cpu" / "log.txt")).read()
     assert "loss_adv_scale2" in log and "loss_adv_scale3" in log  # ADA* chains on TRN's scale features
 
 
+@pytest.mark.slow
 def test_i3d_with_dense_sampling_on_a_miniature_ucf_hmdb_release(ucf_release, tmp_path):  # noqa: F811
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
     out = str(tmp_path / "i3d")
-    run_in_process(["--root", str(ucf_release), "--trainer", "VideoADA", "--config-file",
+    train_in_process(["--root", str(ucf_release), "--trainer", "VideoADA", "--config-file",
                     "configs/trainers/VideoADA/i3d_cpu.yaml", "--dataset-config-file", "configs/datasets/ucf_hmdb.yaml",
                     "--source-domains", "ucf", "--target-domains", "hmdb", "--output-dir", out, "--seed", "1",
                     "INPUT.SIZE", "(32, 32)", "INPUT.TEST_SCALE_SIZE", "32", "INPUT.NUM_SEGMENTS", "4",

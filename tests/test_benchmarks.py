@@ -463,24 +463,28 @@ def test_a_missing_release_is_a_report_with_the_download_command(script, tmp_pat
 
 
 # ---------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_end_to_end_ucf_hmdb(ucf_release, tmp_path):
     assert prepare_ucf_hmdb.main(["--root", str(ucf_release)]) == 0
     rows = train_once(ucf_release, tmp_path / "out", "ucf_hmdb", ["ucf"], ["hmdb"], segments=5)
     assert target_rows(rows) == {"hmdb": 36}
 
 
+@pytest.mark.slow
 def test_end_to_end_ssv2(ssv2_release, tmp_path):
     assert prepare_ssv2.main(["--root", str(ssv2_release)]) == 0
     rows = train_once(ssv2_release, tmp_path / "out", "ssv2_dg", ["doing"], ["pretending"], segments=5)
     assert target_rows(rows) == {"pretending": 6}
 
 
+@pytest.mark.slow
 def test_end_to_end_pku_mmd(pku_release, tmp_path):
     assert prepare_pku_mmd.main(["--root", str(pku_release)]) == 0
     rows = train_once(pku_release, tmp_path / "out", "pku_mmd", ["left"], ["middle", "right"])
     assert target_rows(rows) == {"middle": 6, "right": 6, "pooled": 12}
 
 
+@pytest.mark.slow
 def test_end_to_end_ntu(ntu_release, tmp_path):
     assert prepare_ntu.main(["--root", str(ntu_release)]) == 0
     rows = train_once(ntu_release, tmp_path / "out", "ntu_rgbd", ["camera1"], ["camera2", "camera3"])

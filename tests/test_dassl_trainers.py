@@ -1,8 +1,9 @@
 """Dassl's own DG trainers on video (trainers/dassl_dg.py: DasslCrossGrad, DasslDDAIG, DasslDAELDG,
 DasslDomainMix) through train.py, on real Dassl only.
 
-They exist only when Dassl is the engine, so these tests run train.py in a subprocess with
-VIDEODG_ENGINE=dassl and are skipped where Dassl cannot be imported.
+They exist only when Dassl is the engine, so these tests run train.py with VIDEODG_ENGINE=dassl (in this
+process where it runs on Dassl, else in a child) and are skipped where Dassl cannot be imported (the dassl
+marker, tests/conftest.py).
 """
 import os
 import os.path as osp
@@ -11,19 +12,13 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, dassl_importable, read_results, run_train
+from tests.helpers import REPO, TINY_SYNTHETIC, read_results, train_on
 
-pytestmark = pytest.mark.skipif(not dassl_importable(), reason="Dassl is not installed (or `import dassl.engine` "
-                                "fails); the Dassl* trainers exist only on real Dassl")
+pytestmark = pytest.mark.dassl
 
 CONFIG = ["--config-file", "configs/trainers/VideoVanilla/smallcnn_cpu.yaml"]
 TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio", "street",
                "--target-domains", "sketch", "glimpse"]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
 
 
 def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):
@@ -31,9 +26,9 @@ def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):
     common = ["--root", data_root, *TWO_SOURCES, "--trainer", "DasslCrossGrad", *CONFIG, "--output-dir", out,
               "--seed", "1", *TINY_SYNTHETIC]
     # Dassl's hyperparameter node survives clean_cfg although the trainer is named DasslCrossGrad
-    proc = run_train([*common, "OPTIM.MAX_EPOCH", "1", "TRAINER.CROSSGRAD.EPS_F", "0.5"], "dassl")
-    assert "Engine: dassl" in proc.stdout and "Loading trainer: DasslCrossGrad" in proc.stdout
-    assert " loss_f " in proc.stdout and " loss_d " in proc.stdout
+    stdout = train_on("dassl", [*common, "OPTIM.MAX_EPOCH", "1", "TRAINER.CROSSGRAD.EPS_F", "0.5"])
+    assert "Engine: dassl" in stdout and "Loading trainer: DasslCrossGrad" in stdout
+    assert " loss_f " in stdout and " loss_d " in stdout
     config = open(osp.join(out, "config.yaml")).read()
     assert "  CROSSGRAD:" in config and "EPS_F: 0.5" in config and "VIDEOCROSSGRAD" not in config
     for name in ("F", "D"):  # the label net and the domain net, each in Dassl's layout
@@ -42,15 +37,15 @@ def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):
     assert rows[("target", "pooled")]["n"] == 48 and rows[("source val", "studio")]["n"] == 8
 
     # a longer schedule continues from the checkpoints of both networks
-    proc = run_train([*common, "OPTIM.MAX_EPOCH", "2"], "dassl")
-    assert "Found checkpoint" in proc.stdout and "Previous epoch: 1" in proc.stdout
-    assert "epoch [2/2]" in proc.stdout and "epoch [1/2]" not in proc.stdout
+    stdout = train_on("dassl", [*common, "OPTIM.MAX_EPOCH", "2"])
+    assert "Found checkpoint" in stdout and "Previous epoch: 1" in stdout
+    assert "epoch [2/2]" in stdout and "epoch [1/2]" not in stdout
 
     evaluated = str(tmp_path / "eval")
-    proc = run_train(["--root", data_root, *TWO_SOURCES, "--trainer", "DasslCrossGrad", *CONFIG,
-                      "--output-dir", evaluated, "--eval-only", "--model-dir", out, "--load-epoch", "2",
-                      *TINY_SYNTHETIC], "dassl")
-    assert "model.pth.tar-2 to F (epoch=2" in proc.stdout and "model.pth.tar-2 to D (epoch=2" in proc.stdout
+    stdout = train_on("dassl", ["--root", data_root, *TWO_SOURCES, "--trainer", "DasslCrossGrad", *CONFIG,
+                                "--output-dir", evaluated, "--eval-only", "--model-dir", out, "--load-epoch", "2",
+                                *TINY_SYNTHETIC])
+    assert "model.pth.tar-2 to F (epoch=2" in stdout and "model.pth.tar-2 to D (epoch=2" in stdout
     assert set(read_results(evaluated)) == set(rows)
 
 
@@ -62,11 +57,11 @@ def test_dassl_trainers_with_two_source_domains(trainer, loss_keys, data_root, t
     DAELDG trains one expert per domain on domain-balanced batches with a strong clip view as img2."""
     out = str(tmp_path / trainer)
     config = ["--config-file", f"configs/trainers/{trainer}/smallcnn_cpu.yaml"]
-    proc = run_train(["--root", data_root, *TWO_SOURCES, "--trainer", trainer, *config, "--output-dir", out,
-                      "--seed", "1", *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "1"], "dassl")
+    stdout = train_on("dassl", ["--root", data_root, *TWO_SOURCES, "--trainer", trainer, *config, "--output-dir",
+                                out, "--seed", "1", *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "1"])
     for key in loss_keys:
-        assert f" {key} " in proc.stdout
-    assert "Deploy the model with the best val performance" in proc.stdout
+        assert f" {key} " in stdout
+    assert "Deploy the model with the best val performance" in stdout
     rows = read_results(out)
     assert rows[("target", "pooled")]["n"] == 48 and rows[("source val", "pooled")]["n"] == 16
 

@@ -8,21 +8,25 @@ import shutil
 
 import pytest
 
-from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC, read_results, run_train
+from tests.helpers import SYNTHETIC_ARGS, TINY_SYNTHETIC, read_results, run_train, train_in_process
 from video.readers import decord_available
 
 APN_ARGS = ["--trainer", "APN", "--config-file", "configs/trainers/APN/smallcnn_cpu.yaml"]
 ONE_EPOCH = ["OPTIM.MAX_EPOCH", "1", "TRAINER.APN.T_MAX", "2"]
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
+def train_args(data_root: str, out: str, *extra: str) -> list:
+    return ["--root", data_root, *SYNTHETIC_ARGS, *APN_ARGS, "--output-dir", out, "--seed", "1", *TINY_SYNTHETIC,
+            *ONE_EPOCH, *extra]
 
 
-def train(data_root: str, out: str, *extra: str, check: bool = True):
-    return run_train(["--root", data_root, *SYNTHETIC_ARGS, *APN_ARGS, "--output-dir", out, "--seed", "1",
-                      *TINY_SYNTHETIC, *ONE_EPOCH, *extra], check=check)
+def train(data_root: str, out: str, *extra: str):
+    return run_train(train_args(data_root, out, *extra))
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def raw_results(out: str) -> list:
@@ -30,6 +34,8 @@ def raw_results(out: str) -> list:
         return json.load(f)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_same_seed_and_threads_give_identical_results_with_any_decoder_or_cache(data_root, tmp_path, monkeypatch):
     """Bit-identical results.json for the same seed and thread count; the PyAV decoder and the decoded-clip
     cache change nothing (same frames, same random draws). Across thread counts results may differ."""
@@ -58,31 +64,35 @@ def corrupt_first_clip(dataset_root: str, domain: str) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_broken_target_file_found_before_training_or_left_out_and_counted(data_root, tmp_path):
-    train(data_root, str(tmp_path / "make_data"), "OPTIM.MAX_EPOCH", "1")  # generates the data if needed
     root = str(tmp_path / "data")
-    shutil.copytree(data_root, root)
+    shutil.copytree(data_root, root)  # the session's benchmark stays intact
     broken = corrupt_first_clip(root, "street")
 
     # pre-flight without SKIP_CORRUPT: stops at minute 0 naming the file, nothing trained
     out = str(tmp_path / "stop")
-    proc = train(root, out, "DATASET.CHECK_FILES", "True", check=False)
-    assert proc.returncode != 0 and broken in proc.stderr and "CHECK_FILES found 1 unreadable" in proc.stderr
-    assert "epoch [1/1]" not in proc.stdout and not osp.isdir(osp.join(out, "model"))
+    with pytest.raises(Exception) as e:
+        train_in_process(train_args(root, out, "DATASET.CHECK_FILES", "True"))
+    assert broken in str(e.value) and "CHECK_FILES found 1 unreadable" in str(e.value)
+    log = osp.join(out, "log.txt")
+    assert not osp.isdir(osp.join(out, "model")) and "epoch [1/1]" not in (_read(log) if osp.isfile(log) else "")
 
     # with SKIP_CORRUPT: the clip is left out of the street test set (never replaced), counted, and logged
     out = str(tmp_path / "skip")
-    proc = train(root, out, "DATASET.CHECK_FILES", "True", "DATASET.SKIP_CORRUPT", "True")
+    stdout = train_in_process(train_args(root, out, "DATASET.CHECK_FILES", "True", "DATASET.SKIP_CORRUPT", "True"))
     rows = read_results(out)
     assert (rows[("target", "street")]["n"], rows[("target", "street")]["skipped"]) == (23, 1)
     assert (rows[("target", "sketch")]["n"], rows[("target", "sketch")]["skipped"]) == (24, 0)
     assert (rows[("target", "pooled")]["n"], rows[("target", "pooled")]["skipped"]) == (71, 1)
-    assert "skipped" in proc.stdout.split("| split")[1].splitlines()[0]  # the printed table has the column
+    assert "skipped" in stdout.split("| split")[1].splitlines()[0]  # the printed table has the column
     log = open(osp.join(out, "log.txt")).read()
     assert f"[skip] unreadable clip {broken} (test)" in log  # the pre-flight
     assert f"[skip] evaluation leaves out unreadable clip {broken}" in log  # the final evaluation
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_input_benchmark_script_prints_its_table(tmp_path):
     import subprocess
     import sys

@@ -24,8 +24,9 @@ import train
 from framework import ENGINE, TRAINER_REGISTRY, build_trainer
 from tests.helpers import TINY_SYNTHETIC
 
-pytestmark = pytest.mark.skipif(ENGINE != "dassl", reason="compares with Dassl's own trainers: run under real "
-                                "Dassl with VIDEODG_ENGINE=dassl")
+pytestmark = [pytest.mark.dassl,
+              pytest.mark.skipif(ENGINE != "dassl", reason="compares with Dassl's own trainers in this process: run "
+                                 "under real Dassl with VIDEODG_ENGINE=dassl")]
 
 TWO_SOURCES = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio", "street",
                "--target-domains", "sketch"]
@@ -35,11 +36,6 @@ CASES = {  # Dassl's name: (options, loss terms compared, absolute tolerance of 
     "DAELDG": ([], ["loss_x", "loss_cr", "acc"], 1e-3),
     "DomainMix": (["TRAINER.VIDEODOMAINMIX.TYPE", "random", "TRAINER.DOMAINMIX.TYPE", "random"], ["loss"], 1e-5),
 }
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
 
 
 def make(trainer, opts, data_root, out):

@@ -61,11 +61,6 @@ def weights(out: str, epoch: int = 1):
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
 def single_process_run(data_root, tmp_path_factory):
     """The reference: one process, batch 8 (the engines agree exactly here, so one run serves both)."""
     out = str(tmp_path_factory.mktemp("single"))
@@ -74,6 +69,8 @@ def single_process_run(data_root, tmp_path_factory):
     return out
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_two_gloo_processes_match_one_process_and_resume(engine, data_root, single_process_run, tmp_path):
     out = str(tmp_path / "ddp")
@@ -146,6 +143,7 @@ def _worker(rank: int, world: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_shards_gradients_and_sync_bn_in_two_gloo_processes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

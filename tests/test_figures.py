@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from analysis import figures
-from tests.helpers import ENGINES, REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, run_train
+from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, train_in_process, train_on
 from trainers.results import Predictions
 
 TARGETS = ["street", "sketch", "glimpse"]
@@ -33,41 +33,46 @@ def apn_args(data):
 OPTS = [*TINY_SYNTHETIC, "TEST.FIGURES", "True", "TRAINER.APN.T_MAX", "1", "OPTIM.MAX_EPOCH", "1"]
 
 
-def train_with_figures(tmp, engine):
-    out, data = osp.join(tmp, "run"), osp.join(tmp, "data")
-    proc = run_train([*apn_args(data), "--output-dir", out, *OPTS], engine)
-    assert "Warning" not in proc.stdout and "Figures written to" in proc.stdout
+def assert_run_wrote_its_figures(out: str, stdout: str) -> None:
+    assert "Warning" not in stdout and "Figures written to" in stdout
     assert_pngs(osp.join(out, "figures"), RUN_FIGURES + ["training_curves.png"])
-    return out, data
 
 
 @pytest.fixture(scope="module")
-def apn_run(tmp_path_factory):
-    """A tiny APN + ADA* run (one epoch) on the built-in engine, with figures."""
-    return train_with_figures(str(tmp_path_factory.mktemp("figures")), "builtin")
+def apn_run(data_root, tmp_path_factory):
+    """A tiny APN + ADA* run (one epoch) with figures, in this process: (output folder, data root, stdout)."""
+    out = str(tmp_path_factory.mktemp("figures") / "run")
+    return out, data_root, train_in_process([*apn_args(data_root), "--output-dir", out, *OPTS])
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_figures(apn_run):
-    pass  # train_with_figures checked the names and that each file is a valid PNG
+    out, _, stdout = apn_run
+    assert_run_wrote_its_figures(out, stdout)
 
 
-@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "builtin"])  # real Dassl, where installed
-def test_a_run_on_real_dassl_writes_its_figures(engine, tmp_path):
-    train_with_figures(str(tmp_path), engine)
+@pytest.mark.dassl
+def test_a_run_on_real_dassl_writes_its_figures(data_root, tmp_path):
+    out = str(tmp_path / "run")
+    stdout = train_on("dassl", [*apn_args(data_root), "--output-dir", out, *OPTS])
+    assert "Engine: dassl" in stdout
+    assert_run_wrote_its_figures(out, stdout)
 
 
+@pytest.mark.slow
 def test_eval_only_writes_the_evaluation_figures(apn_run, tmp_path):
-    out, data = apn_run
+    out, data, _ = apn_run
     evaluated = str(tmp_path / "eval")
-    proc = run_train([*apn_args(data), "--output-dir", evaluated, "--eval-only", "--model-dir", out, *OPTS])
-    assert "no training curves" in proc.stdout  # its log has no training lines
+    stdout = train_in_process([*apn_args(data), "--output-dir", evaluated, "--eval-only", "--model-dir", out, *OPTS])
+    assert "no training curves" in stdout  # its log has no training lines
     assert_pngs(osp.join(evaluated, "figures"), RUN_FIGURES)
 
 
+@pytest.mark.slow
 def test_feature_views_of_a_trained_apn(apn_run, tmp_path, capsys):
     sys.path.insert(0, osp.join(REPO, "tools"))
     import feature_views
-    out, _ = apn_run
+    out, _, _ = apn_run
     path = str(tmp_path / "views.png")
     feature_views.main(feature_views.build_parser().parse_args([out, "--max-per-domain", "8", "--out", path]))
     assert "t-SNE of 32 clips (global, II, III)" in capsys.readouterr().out  # 8 source-val + 3 x 8 target clips

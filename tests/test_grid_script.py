@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO, TINY_SYNTHETIC, read_results
 
 
@@ -15,9 +17,11 @@ def run_grid(*args: str) -> subprocess.CompletedProcess:
                           text=True)
 
 
-def test_grid_runs_named_methods_with_their_overrides_and_runs_a_changed_override_anew(tmp_path):
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_grid_runs_named_methods_with_their_overrides_and_runs_a_changed_override_anew(data_root, tmp_path):
     def grid(method: str) -> subprocess.CompletedProcess:
-        proc = run_grid("--root", str(tmp_path / "data"), "--seeds", "1", "--out", str(tmp_path / "out"),
+        proc = run_grid("--root", data_root, "--seeds", "1", "--out", str(tmp_path / "out"),
                         "synthetic_dg", method, "--", *TINY_SYNTHETIC)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         return proc

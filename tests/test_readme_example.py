@@ -12,7 +12,7 @@ def readme_blocks(language: str) -> list:
         return re.findall(rf"```{language}\n(.*?)```", f.read(), flags=re.S)
 
 
-def test_readme_trainer_and_yaml_train_one_epoch(tmp_path):
+def test_readme_trainer_and_yaml_train_one_epoch(data_root, tmp_path):
     code = next(b for b in readme_blocks("python") if b.startswith("# trainers/my_method.py"))
     yaml_text = next(b for b in readme_blocks("yaml") if b.startswith("# configs/trainers/MyMethod/"))
     module_path = tmp_path / "my_method.py"
@@ -23,7 +23,7 @@ def test_readme_trainer_and_yaml_train_one_epoch(tmp_path):
     config.write_text(yaml_text.replace("../../base/", f"{REPO}/configs/base/"))
     out = tmp_path / "run"
     args = train.build_parser().parse_args([
-        "--root", str(tmp_path / "data"), *SYNTHETIC_ARGS, "--trainer", "MyMethod", "--config-file", str(config),
+        "--root", data_root, *SYNTHETIC_ARGS, "--trainer", "MyMethod", "--config-file", str(config),
         "--output-dir", str(out), "--seed", "1", *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "1", "TRAIN.BF16", "True"])
     train_in_process(args)
     saved = (out / "config.yaml").read_text()

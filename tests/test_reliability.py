@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC
+from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, train_in_process
 
 # ERM on the relational pyramid (random snippet draws, dropout), 2 epochs, one loader worker (worker seeds)
 ERM_ARGS = ["--trainer", "VideoVanilla", "--config-file", "configs/trainers/VideoVanilla/smallcnn_cpu.yaml",
@@ -32,16 +32,19 @@ def _read(path):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """An uninterrupted run: (train.py arguments without --output-dir, its output folder)."""
+def finished_run(data_root, tmp_path_factory):
+    """An uninterrupted run in a child process, as the killed ones: (train.py arguments without --output-dir,
+    its output folder)."""
     base = tmp_path_factory.mktemp("reliability")
-    common = ["--root", str(base / "data"), *SYNTHETIC_ARGS, *ERM_ARGS]
+    common = ["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS]
     out = str(base / "straight")
     proc = _train([*common, "--output-dir", out, *SHORT])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return common, out
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_killed_three_times_gives_bit_identical_results(finished_run, tmp_path):
     common, straight = finished_run
     out = str(tmp_path / "killed")
@@ -59,35 +62,38 @@ def test_killed_three_times_gives_bit_identical_results(finished_run, tmp_path):
     assert leftovers == []  # the save killed half-way left a temporary file; the next start removed it
 
 
+@pytest.mark.slow
 def test_eval_only_reads_the_run_config_and_never_overwrites_the_run(finished_run):
     _, run = finished_run
     before = {name: _read(osp.join(run, name)) for name in ("results.json", "results.csv", "config.yaml")}
-    proc = _train(["--eval-only", "--model-dir", run])  # no config files, no --root: the run's config.yaml
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_in_process(["--eval-only", "--model-dir", run])  # no config files, no --root: the run's config.yaml
     best = json.loads(_read(osp.join(run, "eval", "test-best", "results.json")))
     assert best == json.loads(before["results.json"])  # same model, same data, same numbers
-    proc = _train(["--eval-only", "--model-dir", run, "--output-dir", run, "--load-epoch", "1"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_in_process(["--eval-only", "--model-dir", run, "--output-dir", run, "--load-epoch", "1"])
     assert osp.isfile(osp.join(run, "eval", "test-epoch1", "results.json"))
     assert {name: _read(osp.join(run, name)) for name in before} == before
 
 
-def test_one_run_per_output_folder(finished_run, tmp_path):
-    common, _ = finished_run
+@pytest.mark.slow
+def test_one_run_per_output_folder(data_root, tmp_path):
+    common = ["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS]
     out = tmp_path / "busy"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from framework import claim_output_dir; "
-                               f"claim_output_dir({str(out)!r}); print('held', flush=True); time.sleep(120)"],
-                              cwd=REPO, env=dict(os.environ, VIDEODG_ENGINE="builtin"), stdout=subprocess.PIPE,
-                              text=True)
+    # another process holds the folder until the test closes its stdin (no sleep that a slow machine outlasts)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from framework import claim_output_dir; "
+                               f"claim_output_dir({str(out)!r}); print('held', flush=True); sys.stdin.read()"],
+                              cwd=REPO, env=dict(os.environ, VIDEODG_ENGINE="builtin"), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        proc = _train([*common, "--output-dir", str(out), *SHORT])
-        assert proc.returncode != 0
-        assert f"PID {holder.pid}" in proc.stderr and socket.gethostname() in proc.stderr
+        with pytest.raises(SystemExit) as e:
+            train_in_process([*common, "--output-dir", str(out), *SHORT])
+        assert f"PID {holder.pid}" in str(e.value) and socket.gethostname() in str(e.value)
         assert not osp.exists(out / "log.txt")  # stopped before writing anything
     finally:
         holder.kill()
         holder.wait()
+        holder.stdin.close()
+        holder.stdout.close()
 
 
 def test_stale_lock_is_taken_over_with_a_log_line(tmp_path):
@@ -110,7 +116,7 @@ def test_stale_lock_is_taken_over_with_a_log_line(tmp_path):
     assert json.loads((out / ".run.lock").read_text())["pid"] == os.getpid()
 
 
-def test_a_flag_after_the_key_value_pairs_gets_a_hint(tmp_path):
-    proc = _train(["--trainer", "VideoVanilla", "OPTIM.MAX_EPOCH", "2", "--eval-only"])
-    assert proc.returncode != 0 and "--eval-only stands after the KEY VALUE pairs" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_a_flag_after_the_key_value_pairs_gets_a_hint():
+    with pytest.raises(SystemExit) as e:  # a message and exit status 1, no traceback
+        train_in_process(["--trainer", "VideoVanilla", "OPTIM.MAX_EPOCH", "2", "--eval-only"])
+    assert "--eval-only stands after the KEY VALUE pairs" in str(e.value)

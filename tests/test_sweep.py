@@ -31,6 +31,7 @@ def test_method_specs_keep_commas_inside_brackets_and_read_bare_list_items():
         parse_method("A=APN,OPTIM.LR")
 
 
+@pytest.mark.slow
 def test_draw_zero_is_the_config_and_later_draws_are_shared_by_trials_and_fixed_by_method_task_index(tmp_path):
     plan = plan_for(tmp_path, ["TSN=VideoVanilla", "APN"], n_hparams=3, n_trials=2)
     runs = {(r.method.name, r.hparam, r.seed): r for r in plan.runs}
@@ -57,6 +58,7 @@ def test_draw_zero_is_the_config_and_later_draws_are_shared_by_trials_and_fixed_
     assert len({json.dumps(r.drawn, sort_keys=True) for r in lodo.runs if r.hparam == 1}) == 4
 
 
+@pytest.mark.slow
 def test_draws_do_not_depend_on_pythons_string_hash(tmp_path):
     code = ("import json; from tests.test_sweep import plan_for; from pathlib import Path; "
             f"print(json.dumps([r.drawn for r in plan_for(Path({str(tmp_path)!r}), ['APN'], 3, 1).runs]))")
@@ -67,6 +69,7 @@ def test_draws_do_not_depend_on_pythons_string_hash(tmp_path):
     assert json.loads(outputs[0].stdout.splitlines()[-1])[1]  # draw 1 drew something
 
 
+@pytest.mark.slow
 def test_keys_set_on_the_command_line_are_fixed_and_a_changed_override_is_a_new_folder(tmp_path):
     plan = plan_for(tmp_path, ["TSN=VideoVanilla", "APN"], pairs=["OPTIM.MAX_EPOCH", "1"])
     changed = plan_for(tmp_path, ["TSN=VideoVanilla", "APN,OPTIM.LR=0.01"], pairs=["OPTIM.MAX_EPOCH", "1"])
@@ -94,6 +97,7 @@ def test_budget_goes_to_train_budget_only_once_the_key_exists():
     assert budget_pairs("") == ()
 
 
+@pytest.mark.slow
 def test_status_tells_done_running_incomplete_differing_and_delete_incomplete_keeps_the_rest(tmp_path, capsys):
     from framework import claim_output_dir
 
@@ -124,6 +128,8 @@ def test_status_tells_done_running_incomplete_differing_and_delete_incomplete_ke
     assert [os.path.isdir(r.folder) for r in plan.runs] == [True, True, False, True]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_parallel_sweep_runs_skips_what_is_done_and_collects(tmp_path):
     # every step in its own process, as a user runs it (a pytest process may hold components other tests added)
     common = ["--benchmark", "synthetic_dg", "--n-hparams", "2", "--n-trials", "1", "--out", str(tmp_path / "out"),

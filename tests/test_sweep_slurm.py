@@ -79,6 +79,8 @@ def results(folder: str) -> list:
         return [(r["split"], r["domain"], r["accuracy"], r["macro_f1"]) for r in json.load(f)]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_slurm_sweep_runs_as_one_job_array_requeues_a_preempted_run_that_resumes_and_collects(slurm_env, tmp_path):
     from sweeps.launchers import queued_slurm_jobs
     from sweeps.plan import run_state, saved_config, slurm_job
