@@ -5,6 +5,7 @@ import io
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 from typing import List
@@ -79,3 +80,19 @@ def train_on(engine: str, args: List[str]) -> str:
     from framework import ENGINE
 
     return train_in_process(args) if engine == ENGINE else run_train(args, engine).stdout
+
+
+def run_bounded(cmd: List[str], what: str, timeout_s: float, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, capture_output=True, text=True, **kwargs), bounded: past timeout_s the child and every
+    process it started (its own session) are killed and the test fails, naming `what` and the command, so that a
+    hung child cannot hang the suite."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"Gave up waiting for {what} after {timeout_s:g} s (killed): {' '.join(map(str, cmd))}\n"
+                    f"{stdout[-2000:]}{stderr[-2000:]}", pytrace=False)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)

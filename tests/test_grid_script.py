@@ -7,14 +7,16 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, TINY_SYNTHETIC, read_results
+from tests.helpers import REPO, TINY_SYNTHETIC, read_results, run_bounded
+
+GRID_LIMIT_S = 900  # a grid of one or two tiny runs, or a refusal before any run
 
 
 def run_grid(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, VIDEODG_ENGINE="builtin", PATH=os.path.dirname(sys.executable) + os.pathsep +
                os.environ["PATH"])
-    return subprocess.run(["bash", "scripts/paper_tasks.sh", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True)
+    return run_bounded(["bash", "scripts/paper_tasks.sh", *args], "scripts/paper_tasks.sh", GRID_LIMIT_S, cwd=REPO,
+                       env=env)
 
 
 @pytest.mark.e2e
@@ -54,8 +56,8 @@ def test_grid_refuses_unknown_benchmark_and_missing_setting(tmp_path):
 
 def test_dg_table_script_refuses_an_unknown_part_before_any_run(tmp_path):
     env = dict(os.environ, PARTS="single lodos", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run(["bash", "scripts/dg_baselines_table.sh", str(tmp_path / "data"), "1", str(tmp_path / "out")],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+    proc = run_bounded(["bash", "scripts/dg_baselines_table.sh", str(tmp_path / "data"), "1", str(tmp_path / "out")],
+                       "scripts/dg_baselines_table.sh", GRID_LIMIT_S, cwd=REPO, env=env)
     assert proc.returncode == 2 and "Unknown part 'lodos'" in proc.stderr
     assert not (tmp_path / "out").exists()  # the valid part before it did not start
 
@@ -66,8 +68,8 @@ def test_a_benchmarks_tasks_come_from_its_dataset_class():
     from datasets.synthetic_dg import SyntheticVideoDG
 
     def tasks(*args):
-        proc = subprocess.run([sys.executable, "scripts/benchmark_tasks.py", *args], cwd=REPO, capture_output=True,
-                              text=True)
+        proc = run_bounded([sys.executable, "scripts/benchmark_tasks.py", *args], "scripts/benchmark_tasks.py", 120,
+                           cwd=REPO)
         return proc.returncode, proc.stdout.split("\n")[:-1], proc.stderr
 
     assert tasks("pku_mmd")[:2] == (0, ["left:middle right", "middle:left right", "right:left middle"])

@@ -41,9 +41,11 @@ def test_the_holdout_is_a_grouped_class_stratified_share_of_each_target_domain_a
         build_dataset(cfg)
 
 
-def test_a_run_scores_its_last_epoch_on_the_holdout_into_results_json_only(tmp_path):
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_run_scores_its_last_epoch_on_the_holdout_into_results_json_only(data_root, tmp_path):
     out = tmp_path / "run"
-    proc = run_train(["--root", str(tmp_path / "data"), "--trainer", "VideoVanilla", "--config-file",
+    proc = run_train(["--root", data_root, "--trainer", "VideoVanilla", "--config-file",
                       "configs/trainers/VideoVanilla/smallcnn_cpu.yaml", *SYNTHETIC_ARGS, "--output-dir", str(out),
                       "OPTIM.MAX_EPOCH", "2", "DATASET.ORACLE_HOLDOUT", "0.34", *TINY_SYNTHETIC])
     rows = read_results(str(out))
@@ -61,7 +63,7 @@ def test_a_run_scores_its_last_epoch_on_the_holdout_into_results_json_only(tmp_p
         assert {row["split"] for row in csv.DictReader(f)} == {"source val", "target"}
     # the last epoch, not the source-val-selected one: evaluate the saved last-epoch checkpoint on the test
     last = tmp_path / "eval_last"
-    run_train(["--root", str(tmp_path / "data"), "--trainer", "VideoVanilla", "--config-file",
+    run_train(["--root", data_root, "--trainer", "VideoVanilla", "--config-file",
                "configs/trainers/VideoVanilla/smallcnn_cpu.yaml", *SYNTHETIC_ARGS, "--output-dir", str(last),
                "--eval-only", "--model-dir", str(out), "--load-epoch", "2", "DATASET.ORACLE_HOLDOUT", "0.34",
                *TINY_SYNTHETIC])
