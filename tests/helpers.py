@@ -1,4 +1,5 @@
 """Shared test helpers: a tiny synthetic benchmark setting, train.py runs in this process or in a child."""
+import contextlib
 import functools
 import importlib.util
 import io
@@ -90,9 +91,12 @@ def run_bounded(cmd: List[str], what: str, timeout_s: float, **kwargs) -> subpro
                             **kwargs)
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    except BaseException as stop:  # the limit, or pytest-timeout / Ctrl-C: no process of the child's is left running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
+        if not isinstance(stop, subprocess.TimeoutExpired):
+            raise
         pytest.fail(f"Gave up waiting for {what} after {timeout_s:g} s (killed): {' '.join(map(str, cmd))}\n"
                     f"{stdout[-2000:]}{stderr[-2000:]}", pytrace=False)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import REPO, TINY_SYNTHETIC, read_results, run_bounded
 
-GRID_LIMIT_S = 900  # a grid of one or two tiny runs, or a refusal before any run
+GRID_LIMIT_S = 480  # a grid of one or two tiny runs, or a refusal before any run
 
 
 def run_grid(*args: str) -> subprocess.CompletedProcess:

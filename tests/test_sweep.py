@@ -14,7 +14,7 @@ from sweeps.plan import (cli_value, make_plan, parse_benchmark, parse_method, pa
 from tests.helpers import REPO, TINY_SYNTHETIC, read_results, run_bounded
 
 PLAN_LIMIT_S = 300  # a child that plans a sweep (builds its configs) or prints its draws
-SWEEP_LIMIT_S = 900  # a sweep.py command that trains two tiny 1-epoch runs
+SWEEP_LIMIT_S = 480  # a sweep.py command that trains two tiny 1-epoch runs
 
 
 def plan_for(tmp_path, methods, n_hparams=2, n_trials=2, benchmark="synthetic_dg", pairs=()):
