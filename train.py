@@ -141,7 +141,7 @@ def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
     check_run_config(cfg)  # a wrong trainer/data pairing stops here, before OUTPUT_DIR is touched
     check_run_inputs(args, cfg)  # and so do settings that cannot train and --eval-only without a checkpoint
     if cfg.SEED >= 0:
-        print(f"Setting fixed seed: {cfg.SEED}")
+        print(f"Random seed: {cfg.SEED + rank}")
         set_random_seed(cfg.SEED + rank)  # one seed per rank; the model starts from rank 0's weights
     if main_process:
         try:
@@ -155,7 +155,6 @@ def run(args, cfg, main_process: bool = True, rank: int = 0) -> None:
         torch.backends.cudnn.benchmark = True
     print_args(args, cfg)
     print(f"Engine: {ENGINE}")
-    print("Collecting env info ...")
     print("** System info **\n" + collect_env_info() + "\n")
     if main_process:
         mkdir_if_missing(cfg.OUTPUT_DIR)

@@ -163,6 +163,7 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _METER = re.compile(rf"([A-Za-z_][\w/]*) ({_NUMBER}) \(({_NUMBER})\)")
 _LR = re.compile(rf"\blr ({_NUMBER})")
 _VAL_ACC = re.compile(rf"\* accuracy: ({_NUMBER})%")
+_VAL_HEADER = "Scoring the val split"  # the engine's EVALUATION_HEADER for "val" (framework/builtin/selection.py)
 _NOT_CURVES = ("time", "data")  # timing meters, not training curves
 
 
@@ -192,7 +193,7 @@ def parse_training_log(paths: Sequence[str]) -> Dict[str, Dict[float, float]]:
                     if lr:
                         series.setdefault("lr", {})[x] = float(lr.group(1))
                     continue
-                if "Evaluate on the *val* set" in line:
+                if line.startswith(_VAL_HEADER):
                     in_val = True
                 elif in_val and epoch is not None:
                     acc = _VAL_ACC.search(line)

@@ -25,11 +25,11 @@ import json
 import os
 import os.path as osp
 import random
-import tempfile
 from collections import Counter, defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from framework import DatasetBase
+from framework.fileio import write_text_atomic  # noqa: F401 (also imported from here by release_check.py)
 from video.datum import VideoDatum
 
 
@@ -276,40 +276,6 @@ def write_split_file(path: str, domain: str, val_ratio: float, seed: int, val_ke
     """Save a split (the keys of the validation clips) atomically; `extra` fields are kept for the reader."""
     content = {"domain": domain, "val_ratio": val_ratio, "seed": seed, "val": sorted(val_keys), **extra}
     write_text_atomic(path, json.dumps(content, indent=1))
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write a text file through a temporary file of its own (unique name), then rename it into place.
-
-    Concurrent writers of one path never share a temporary file, so each rename succeeds and the last one wins;
-    the file gets the permissions a plain open() would give (mkstemp alone would make it owner-only).
-    """
-    folder = osp.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where Linux shows it (setting it races other threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere, reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
 
 
 def read_split_file(path: str) -> Dict:

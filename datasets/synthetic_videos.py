@@ -30,6 +30,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from framework.fileio import current_umask
+
 GENERATOR_VERSION = 1  # bump when a change alters the rendered videos (it is part of the folder name)
 FORMATS = ("video", "frames")
 # decord 0.6.0 cannot decode mp4 files of these square sizes (all codecs; dmlc/decord#336), measured over
@@ -408,7 +410,7 @@ def generate_dataset(parent_dir: str, params: GeneratorParams) -> str:
     try:
         # mkdtemp makes an owner-only folder; give it the mode any other new folder gets (world-readable
         # with the usual umask 022), since it becomes the dataset folder
-        os.chmod(tmp_dir, 0o777 & ~_umask())
+        os.chmod(tmp_dir, 0o777 & ~current_umask())
         with tqdm(total=total, desc=f"Generating {variant_name(params)}", unit="video",
                   disable=None) as progress_bar:  # disable=None: quiet when not a terminal
             _write_variant(tmp_dir, params, progress_bar)
@@ -422,17 +424,6 @@ def generate_dataset(parent_dir: str, params: GeneratorParams) -> str:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return final_dir
-
-
-def _umask() -> int:
-    """The process umask, without changing it where Linux shows it (as datasets/base.py reads it)."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
-    except (OSError, StopIteration):
-        mask = os.umask(0o022)
-        os.umask(mask)
-        return mask
 
 
 def _make_temporary_folder(parent_dir: str, prefix: str) -> str:

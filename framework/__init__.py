@@ -95,6 +95,7 @@ else:
 from .builtin.optim import build_lr_scheduler, build_optimizer  # noqa: E402
 from .builtin.registry import check_availability  # noqa: E402
 from .builtin.runlock import OutputDirInUse, claim_output_dir, lock_holder  # noqa: E402
+from .builtin.selection import EVALUATION_HEADER  # noqa: E402
 from .builtin.utils import (CheckpointError, load_checkpoint, read_json, save_checkpoint,  # noqa: E402
                             setup_logger, write_json)
 
@@ -123,5 +124,5 @@ __all__ = [
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",
     "MetricMeter", "mkdir_if_missing", "count_num_param", "load_pretrained_weights", "load_checkpoint",
     "save_checkpoint", "read_json", "write_json", "CheckpointError",
-    "OutputDirInUse", "claim_output_dir", "lock_holder",
+    "OutputDirInUse", "claim_output_dir", "lock_holder", "EVALUATION_HEADER",
 ]

@@ -1,6 +1,6 @@
 """What every test module shares: the tiny synthetic benchmark (made once per session) and the markers.
 
-Markers (registered in pytest.ini, which also sets --strict-markers):
+Markers (registered in pyproject.toml, which also sets --strict-markers):
     dassl  needs real Dassl: skipped here where `import dassl.engine` fails; .ci/run runs them in a second
            environment with Dassl installed (VIDEODG_ENGINE=dassl)
     e2e    runs train.py (or torchrun, ensemble.py, a script) in a child process, as a user would

@@ -38,14 +38,14 @@ def test_video_crossgrad_trains_resumes_and_evaluates(data_root, tmp_path):
 
     # a longer schedule continues from the checkpoints of both networks
     stdout = train_on("dassl", [*common, "OPTIM.MAX_EPOCH", "2"])
-    assert "Found checkpoint" in stdout and "Previous epoch: 1" in stdout
+    assert "Resuming after epoch 1" in stdout
     assert "epoch [2/2]" in stdout and "epoch [1/2]" not in stdout
 
     evaluated = str(tmp_path / "eval")
     stdout = train_on("dassl", ["--root", data_root, *TWO_SOURCES, "--trainer", "DasslCrossGrad", *CONFIG,
                                 "--output-dir", evaluated, "--eval-only", "--model-dir", out, "--load-epoch", "2",
                                 *TINY_SYNTHETIC])
-    assert "model.pth.tar-2 to F (epoch=2" in stdout and "model.pth.tar-2 to D (epoch=2" in stdout
+    assert "model.pth.tar-2 into F (epoch 2" in stdout and "model.pth.tar-2 into D (epoch 2" in stdout
     assert set(read_results(evaluated)) == set(rows)
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import train
-from framework import ENGINE
+from framework import ENGINE, EVALUATION_HEADER
 from tests.helpers import ENGINES, TINY_SYNTHETIC, train_on
 
 ONE_SOURCE = ["--dataset-config-file", "configs/datasets/synthetic_dg.yaml", "--source-domains", "studio",
@@ -63,7 +63,7 @@ def test_method_trains_one_epoch_and_reports(run, engine, data_root, tmp_path):
     assert rows[("target", "sketch")]["n"] == 24
     assert rows[("source val", "studio")]["n"] == 8
     # the table reports the deployed model: its target row agrees with the engine's own evaluator on the test set
-    test_log = log.split("Evaluate on the *test* set")[-1]
+    test_log = log.split(EVALUATION_HEADER.format("test"))[-1]
     correct, total = (int(re.search(rf"\* {key}: (\d+)", test_log).group(1)) for key in ("correct", "total"))
     assert rows[("target", "sketch")]["n"] == total
     assert rows[("target", "sketch")]["accuracy"] == pytest.approx(100 * correct / total)

@@ -29,7 +29,7 @@ def test_train_resume_and_eval_only(engine, data_root, tmp_path):
     assert glob.glob(osp.join(out, "tensorboard", "events.*"))
     log = open(osp.join(out, "log.txt")).read()
     assert "epoch [2/2] batch [" in log and " lr " in log and " eta " in log and "acc " in log
-    assert "Deploy the model with the best val performance" in log
+    assert "Chosen epoch " in log  # the best_val model was deployed for the final test
     rows = read_results(out)
     assert set(rows) == {("source val", "studio"), ("target", "street"), ("target", "sketch"),
                          ("target", "glimpse"), ("target", "pooled")}
@@ -39,7 +39,7 @@ def test_train_resume_and_eval_only(engine, data_root, tmp_path):
 
     # started again with a longer schedule, the run continues after its last checkpoint
     proc = run_train([*common, *TINY_SYNTHETIC, "OPTIM.MAX_EPOCH", "3"], engine)
-    assert "Found checkpoint" in proc.stdout and "Previous epoch: 2" in proc.stdout
+    assert "Resuming after epoch 2" in proc.stdout
     assert "epoch [3/3]" in proc.stdout and "epoch [1/3]" not in proc.stdout and "epoch [2/3]" not in proc.stdout
     assert glob.glob(osp.join(out, "log.txt-*"))  # a resumed run keeps the first log
 
@@ -47,7 +47,7 @@ def test_train_resume_and_eval_only(engine, data_root, tmp_path):
     evaluated = str(tmp_path / "eval")
     proc = run_train(["--root", data_root, *SYNTHETIC_ARGS, *ERM_ARGS, "--output-dir", evaluated, "--eval-only",
                       "--model-dir", out, "--load-epoch", "2", *TINY_SYNTHETIC], engine)
-    assert "model.pth.tar-2 to model (epoch=2, val_result=n/a)" in proc.stdout
+    assert "model.pth.tar-2 into model (epoch 2, val accuracy n/a)" in proc.stdout
     assert set(read_results(evaluated)) == set(rows)
     assert not osp.exists(osp.join(evaluated, "model"))  # evaluation writes no checkpoints
 
@@ -94,7 +94,7 @@ def test_killed_run_continues_from_its_last_checkpoint(data_root, tmp_path):
     assert last >= 2
 
     resumed = train_in_process([*train_args, "OPTIM.MAX_EPOCH", str(last + 1)])
-    assert f"Previous epoch: {last}" in resumed and f"epoch [{last + 1}/{last + 1}]" in resumed
+    assert f"Resuming after epoch {last}" in resumed and f"epoch [{last + 1}/{last + 1}]" in resumed
     assert f"epoch [{last}/{last + 1}]" not in resumed
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from analysis import figures
+from framework import EVALUATION_HEADER
 from tests.helpers import REPO, SYNTHETIC_ARGS, TINY_SYNTHETIC, train_in_process, train_on
 from trainers.results import Predictions
 
@@ -80,17 +81,18 @@ def test_feature_views_of_a_trained_apn(apn_run, tmp_path, capsys):
 
 
 def test_training_log_parser_reads_resumed_sessions_and_small_values(tmp_path):
+    val_header = EVALUATION_HEADER.format("val")  # the line the engines print before a validation block
     first = ("epoch [1/2] batch [1/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 2.5000 (2.5000) acc 10.0 (10.0) "
              "cost_II 1.5e-05 (1.5e-05) lr 2.0000e-03 eta 0:00:03\n"
              "epoch [1/2] batch [2/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 2.0000 (2.2500) acc 20.0 (15.0) "
              "cost_II 3.0e-05 (2.2e-05) lr 1.0000e-03 eta 0:00:02\n"
-             "Evaluate on the *val* set\n=> result\n* total: 8\n* correct: 2\n* accuracy: 25.0%\n"
+             f"{val_header}\n=> result\n* total: 8\n* correct: 2\n* accuracy: 25.0%\n"
              "epoch [2/2] batch [1/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 9.0000 (9.0000) acc 0.0 (0.0) "
              "lr 5.0000e-04 eta 0:00:01\n")
     (tmp_path / "log.txt").write_text(first)  # killed during epoch 2, then resumed from epoch 1's checkpoint
     (tmp_path / "log.txt-2026-01-01-00-00-00").write_text(
         "epoch [2/2] batch [1/2] time 0.1 (0.1) data 0.0 (0.0) loss_src 1.5000 (1.5000) acc 40.0 (40.0) "
-        "lr 5.0000e-04 eta 0:00:01\nEvaluate on the *val* set\n* accuracy: 50.0%\n")
+        f"lr 5.0000e-04 eta 0:00:01\n{val_header}\n* accuracy: 50.0%\n")
     series = figures.parse_training_log(figures.log_files(str(tmp_path)))
     assert series["loss_src"] == {0.5: 2.5, 1.0: 2.0, 1.5: 1.5}  # the resumed session wins
     assert series["cost_II"] == {0.5: 1.5e-05, 1.0: 3.0e-05}

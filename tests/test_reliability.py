@@ -55,7 +55,7 @@ def test_killed_three_times_gives_bit_identical_results(finished_run, tmp_path):
         assert not osp.exists(osp.join(out, "results.json"))
     proc = _train(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Previous epoch: 2" in proc.stdout and "exact resume" in proc.stdout
+    assert "Resuming after epoch 2" in proc.stdout and "exact resume" in proc.stdout
     assert "Taking over the lock" in proc.stdout  # the killed runs left their lock behind
     assert json.loads(_read(osp.join(straight, "results.json"))) == json.loads(_read(osp.join(out, "results.json")))
     leftovers = [f for _, _, files in os.walk(out) for f in files if ".tmp-" in f]

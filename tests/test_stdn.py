@@ -14,7 +14,7 @@ import train
 from analysis.runs import Run
 from analysis.tables import RunKey, describe_run
 from defaults import extend_cfg, merge_config_file
-from framework import get_cfg_default
+from framework import EVALUATION_HEADER, get_cfg_default
 from models.heads.stdn import SpatialGrouping, STDNHead
 from models.heads.trn import RelationSampler
 from models.video_net import VideoNet
@@ -210,7 +210,7 @@ def test_stdn_trains_one_epoch_and_reports(data_root, tmp_path):
     rows = results(out)
     assert rows[("target", "pooled")]["n"] == 72 and rows[("source val", "studio")]["n"] == 8
     # the table reports the deployed model: its pooled target row agrees with the engine's own evaluator
-    test_log = log.split("Evaluate on the *test* set")[-1]
+    test_log = log.split(EVALUATION_HEADER.format("test"))[-1]
     correct, total = (int(re.search(rf"\* {key}: (\d+)", test_log).group(1)) for key in ("correct", "total"))
     assert total == 72 and rows[("target", "pooled")]["accuracy"] == pytest.approx(100 * correct / total)
 

@@ -20,7 +20,6 @@ MAX_MODE eval this equals one chain after the other). The step keeps its log val
 once per minibatch (one host sync).
 """
 import contextlib
-import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -165,15 +164,17 @@ class VideoADA(VideoTrainer):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         values = read_log(log)
-        bad = [k for k, v in values.items() if k.startswith("loss") and not math.isfinite(v)]
-        if bad:
-            raise FloatingPointError(f"Loss is infinite or NaN: {bad} (epoch {getattr(self, 'epoch', 0) + 1}, batch "
-                                     f"{self.batch_idx + 1}); try a smaller ETA or learning rate")
+        self.check_finite_losses({k: v for k, v in values.items() if k.startswith("loss")})
         return values
 
     def detect_anomaly(self, loss):
         """Deferred to forward_backward, which checks every loss of the minibatch after its one host sync
         (Dassl's check here would sync once per backward pass)."""
+
+    def non_finite_hints(self):
+        node = f"TRAINER.{self.node_name()}"
+        return [f"{node}.ETA={self.eta} (ascent step on the input)",
+                f"{node}.GAMMA={self.gamma} (weight of the transport cost)"] + super().non_finite_hints()
 
     # ================================================================== helpers
     def theta_level(self, level: str) -> str:

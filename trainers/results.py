@@ -23,6 +23,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from analysis.runs import ORACLE_HOLDOUT, ORACLE_SPLITS, ORACLE_TARGET
+from framework import EVALUATION_HEADER
 from framework.distributed import gather_shards, is_main_process
 from video.loader import drop_skipped
 
@@ -153,7 +154,7 @@ class ResultsTableMixin:
         """Evaluate the deployed model on source val and every target domain; return pooled target accuracy."""
         self.set_model_mode("eval")
         cfg = self.cfg
-        print("Evaluate on the *test* set")
+        print(EVALUATION_HEADER.format("test"))
         test = collect_predictions(self.model_inference, self.test_loader, self.device, desc="test")
         self.evaluator.reset()
         self.evaluator.process(torch.from_numpy(test.probs), torch.from_numpy(test.labels))

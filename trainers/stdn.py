@@ -76,7 +76,8 @@ class RelationClassifier(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, num_outputs: int):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_outputs))
+        to_hidden, to_scores = nn.Linear(in_features, hidden), nn.Linear(hidden, num_outputs)
+        self.mlp = nn.Sequential(to_hidden, nn.ReLU(), to_scores)  # keys mlp.0 / mlp.2, as saved before
 
     def forward(self, scale_features: torch.Tensor) -> torch.Tensor:
         return self.mlp(scale_features)

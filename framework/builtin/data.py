@@ -4,6 +4,7 @@ Only what a DG plugin needs: labelled items (Datum), a dataset holding train_x /
 random and domain-balanced samplers, and a DataManager that takes the transforms (and the dataset wrapper)
 from its caller; the built-in engine has no image transforms of its own.
 """
+import os.path as osp
 import random
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -14,7 +15,6 @@ from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from .registry import Registry, check_availability
-from .utils import check_isfile
 
 DATASET_REGISTRY = Registry("DATASET")
 
@@ -43,10 +43,9 @@ class Datum:
     classname = _read_only("_classname", "class name")
 
     def __init__(self, impath: str = "", label: int = 0, domain: int = 0, classname: str = ""):
-        if not isinstance(impath, str):
-            raise TypeError(f"impath must be a str, got {type(impath).__name__}")
-        if not check_isfile(impath):
-            raise FileNotFoundError(f'No file at "{impath}"')
+        if not isinstance(impath, str) or not osp.isfile(impath):
+            raise FileNotFoundError(f"Datum needs the path of an existing file, got {impath!r}; a clip stored as a "
+                                    "folder of frames is a VideoDatum")
         self._impath, self._label, self._domain, self._classname = impath, label, domain, classname
 
 
@@ -68,12 +67,18 @@ class DatasetBase:
     train_u = _read_only("_train_u", "unlabelled training items (None in DG)")
     val = _read_only("_val", "validation items")
     test = _read_only("_test", "test items")
+
     lab2cname = _read_only("_lab2cname", "class index -> class name")
     classnames = _read_only("_classnames", "class names in index order")
     num_classes = _read_only("_num_classes", "number of classes")
 
     def __init__(self, train_x=None, train_u=None, val=None, test=None):
+        if not train_x:
+            raise ValueError(f"{type(self).__name__} found no training items (train_x is empty), and the class "
+                             "count and names come from them: check DATASET.ROOT and DATASET.SOURCE_DOMAINS")
         self._train_x, self._train_u, self._val, self._test = train_x, train_u, val, test
+        # Dassl's rule: the classes are the ones the training items name. A dataset with a class list of its own
+        # overwrites these private fields afterwards, as it would on Dassl (datasets/base.py use_class_list).
         self._num_classes = self.get_num_classes(train_x)
         self._lab2cname, self._classnames = self.get_lab2cname(train_x)
 
@@ -93,9 +98,10 @@ class DatasetBase:
             self.is_input_domain_valid(chosen)
 
     def is_input_domain_valid(self, input_domains) -> None:
-        unknown = [d for d in input_domains if d not in self.domains]
+        unknown = sorted(set(input_domains) - set(self.domains))
         if unknown:
-            raise ValueError(f"Input domain must belong to {self.domains}, but got {unknown}")
+            raise ValueError(f"{type(self).__name__} has no domain {', '.join(unknown)}; its domains are "
+                             f"{', '.join(self.domains)}")
 
     @staticmethod
     def split_dataset_by_label(data_source) -> Dict[int, list]:
@@ -150,7 +156,8 @@ def build_sampler(sampler_type, cfg=None, data_source=None, batch_size=32, n_dom
 
 # --------------------------------------------------------------------------- loaders
 class DatasetWrapper(Dataset):
-    """Image items: reads `impath` with PIL and applies `transform`; batch keys as Dassl's."""
+    """Image items for a DataLoader: the item read with PIL as RGB and passed through `transform`, under the
+    batch keys Dassl's wrapper uses (img, label, domain, impath, index)."""
 
     def __init__(self, cfg, data_source, transform=None, is_train=False):
         if transform is None:
@@ -160,24 +167,29 @@ class DatasetWrapper(Dataset):
     def __len__(self) -> int:
         return len(self.data_source)
 
+    def _picture(self, path: str):
+        with Image.open(path) as image:
+            return self.transform(image.convert("RGB"))
+
     def __getitem__(self, idx: int) -> Dict[str, Any]:
         item = self.data_source[idx]
-        with Image.open(item.impath) as image:
-            picture = self.transform(image.convert("RGB"))
-        return {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx, "img": picture}
+        batch_fields = {key: getattr(item, key) for key in ("label", "domain", "impath")}
+        return dict(batch_fields, index=idx, img=self._picture(item.impath))
 
 
 def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64, n_domain=0, n_ins=2,
                       tfm=None, is_train=True, dataset_wrapper=None):
-    wrapper_class = dataset_wrapper or DatasetWrapper
-    sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
-                            n_domain=n_domain, n_ins=n_ins)
-    # Training drops a ragged last batch, unless the data is smaller than one batch.
-    ragged_ok = not is_train or len(data_source) < batch_size
-    loader = DataLoader(wrapper_class(cfg, data_source, transform=tfm, is_train=is_train), batch_size=batch_size,
-                        sampler=sampler, num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=not ragged_ok,
-                        pin_memory=cfg.USE_CUDA and torch.cuda.is_available())
-    if len(loader) == 0:
+    """A DataLoader over data_source, wrapped by `dataset_wrapper` (default: the image DatasetWrapper)."""
+    sampling = {"batch_size": batch_size, "n_domain": n_domain, "n_ins": n_ins}
+    loader = DataLoader(
+        (dataset_wrapper or DatasetWrapper)(cfg, data_source, transform=tfm, is_train=is_train),
+        batch_size,
+        sampler=build_sampler(sampler_type, cfg, data_source, **sampling),
+        # a training epoch leaves out a last, smaller batch, unless all the data is smaller than one batch
+        drop_last=is_train and batch_size <= len(data_source),
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        pin_memory=torch.cuda.is_available() and cfg.USE_CUDA)  # pinned host memory only feeds a GPU
+    if not len(loader):
         raise ValueError(f"a data loader over {len(data_source)} items with batch size {batch_size} is empty")
     return loader
 
@@ -190,8 +202,6 @@ class DataManager:
             raise ValueError("The built-in engine has no image transforms (INPUT.TRANSFORMS); "
                              "pass custom_tfm_train/custom_tfm_test, as the video trainers do")
         self.dataset = build_dataset(cfg)
-        print("* Using custom transform for training")
-        print("* Using custom transform for testing")
         train_cfg, eval_cfg = cfg.DATALOADER.TRAIN_X, cfg.DATALOADER.TEST
 
         def evaluation_loader(items) -> Optional[DataLoader]:

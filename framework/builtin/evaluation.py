@@ -1,5 +1,9 @@
 """The Classification evaluator of the built-in engine: accuracy, error, macro-F1, per-class accuracy and the
-confusion matrix, printed in the `=> result` block whose `* accuracy: X%` line Dassl's parse_test_res reads."""
+confusion matrix.
+
+Its `=> result` block keeps the lines `* accuracy: X%`, `* error: X%` and `* macro_f1: X%` exactly as Dassl
+prints them, because Dassl's tools/parse_test_res.py reads them (see docs/engines.md, "Log fields").
+"""
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List
@@ -18,9 +22,8 @@ def build_evaluator(cfg, **kwargs):
     name = cfg.TEST.EVALUATOR
     check_availability(name, EVALUATOR_REGISTRY.registered_names())
     if cfg.VERBOSE:
-        print(f"Loading evaluator: {name}")
-    evaluator_class = EVALUATOR_REGISTRY.get(name)
-    return evaluator_class(cfg, **kwargs)
+        print(f"Evaluator: {name}")
+    return EVALUATOR_REGISTRY.get(name)(cfg, **kwargs)
 
 
 class EvaluatorBase:
@@ -59,14 +62,15 @@ class Classification(EvaluatorBase):
         self._y_true += gt.tolist()
 
     def _per_class(self, truth: np.ndarray, hits: np.ndarray) -> float:
-        print("=> per-class result")
-        class_accs = []
+        """Accuracy of each class present in `truth`, one line each; returns their mean."""
+        print("=> accuracy per class")
+        accuracies = []
         for label in np.unique(truth):
-            mine = hits[truth == label]
-            class_accs.append(100.0 * mine.mean())
-            print(f"* class: {label} ({self._lab2cname[int(label)]})\ttotal: {mine.size:,}\t"
-                  f"correct: {int(mine.sum()):,}\tacc: {class_accs[-1]:.1f}%")
-        mean_acc = float(np.mean(class_accs))
+            of_class = hits[truth == label]
+            accuracies.append(100.0 * of_class.mean())
+            print(f"* {int(label)} {self._lab2cname[int(label)]}: {accuracies[-1]:.1f}% "
+                  f"({int(of_class.sum()):,} of {of_class.size:,} right)")
+        mean_acc = float(np.mean(accuracies))
         print(f"* average: {mean_acc:.1f}%")
         return mean_acc
 
@@ -85,5 +89,5 @@ class Classification(EvaluatorBase):
         if self.cfg.TEST.COMPUTE_CMAT:
             target = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")
             torch.save(confusion_matrix(truth, pred, normalize="true"), target)
-            print(f"Confusion matrix is saved to {target}")
+            print(f"Row-normalised confusion matrix (true class x predicted class) written to {target}")
         return metrics

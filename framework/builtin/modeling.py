@@ -37,23 +37,29 @@ def build_network(name: str, verbose: bool = True, **kwargs):
     return _build(NETWORK_REGISTRY, "Network", name, verbose, **kwargs)
 
 
+# build_head keyword -> MODEL.HEAD key (the head gets its input width from the backbone)
+_HEAD_OPTIONS = {"hidden_layers": "HIDDEN_LAYERS", "activation": "ACTIVATION", "bn": "BN", "dropout": "DROPOUT"}
+
+
+def _head_or_none(head_cfg, in_features: int, verbose: bool, extra: dict):
+    """A head only when MODEL.HEAD names one and gives it hidden layers (Dassl's rule); else None."""
+    if not (head_cfg.NAME and head_cfg.HIDDEN_LAYERS):
+        return None
+    options = {argument: head_cfg[key] for argument, key in _HEAD_OPTIONS.items()}
+    return build_head(head_cfg.NAME, verbose=verbose, in_features=in_features, **options, **extra)
+
+
 class SimpleNet(nn.Module):
-    """backbone -> optional head (built when HEAD.NAME and HEAD.HIDDEN_LAYERS are set) -> linear classifier."""
+    """backbone -> optional head -> linear classifier; without classes (num_classes 0) a feature extractor."""
 
     def __init__(self, cfg, model_cfg, num_classes: int, **kwargs):
         super().__init__()
-        self.backbone = build_backbone(model_cfg.BACKBONE.NAME, verbose=cfg.VERBOSE,
-                                       pretrained=model_cfg.BACKBONE.PRETRAINED, **kwargs)
-        fdim = self.backbone.out_features
-        self.head = None
-        if model_cfg.HEAD.NAME and model_cfg.HEAD.HIDDEN_LAYERS:
-            self.head = build_head(model_cfg.HEAD.NAME, verbose=cfg.VERBOSE, in_features=fdim,
-                                   hidden_layers=model_cfg.HEAD.HIDDEN_LAYERS,
-                                   activation=model_cfg.HEAD.ACTIVATION, bn=model_cfg.HEAD.BN,
-                                   dropout=model_cfg.HEAD.DROPOUT, **kwargs)
-            fdim = self.head.out_features
-        self.classifier = nn.Linear(fdim, num_classes) if num_classes > 0 else None
-        self._fdim = fdim
+        backbone_cfg = model_cfg.BACKBONE
+        self.backbone = build_backbone(backbone_cfg.NAME, verbose=cfg.VERBOSE, pretrained=backbone_cfg.PRETRAINED,
+                                       **kwargs)
+        self.head = _head_or_none(model_cfg.HEAD, self.backbone.out_features, cfg.VERBOSE, kwargs)
+        self._fdim = (self.backbone if self.head is None else self.head).out_features
+        self.classifier = nn.Linear(self._fdim, num_classes) if num_classes > 0 else None
 
     @property
     def fdim(self) -> int:

@@ -1,44 +1,58 @@
-"""Optimizer and LR-scheduler builders with Dassl's OPTIM keys; warmup works on current PyTorch."""
+"""Optimiser and LR-scheduler builders with Dassl's OPTIM keys.
+
+The scheduler is a single LambdaLR: the learning rate of epoch e is written out as a formula (warmup, then
+the step, multi-step or cosine decay), so warmup needs no second, wrapped scheduler (Dassl's raises TypeError
+on torch >= 2.7), nothing accumulates rounding from epoch to epoch, and its state is one epoch counter.
+"""
+import bisect
+import math
 import warnings
-from typing import List
+from typing import Callable, List
 
 import torch
 import torch.nn as nn
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
-AVAI_OPTIMS = ["adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw"]
-AVAI_SCHEDS = ["single_step", "multi_step", "cosine"]
-
-
-def build_optimizer(model, optim_cfg, param_groups=None) -> torch.optim.Optimizer:
-    name = optim_cfg.NAME
-    if name not in AVAI_OPTIMS:
-        raise ValueError(f"optim must be one of {AVAI_OPTIMS}, but got {name}")
-    lr, wd = optim_cfg.LR, optim_cfg.WEIGHT_DECAY
-    if param_groups is not None and optim_cfg.STAGED_LR:
-        warnings.warn("OPTIM.STAGED_LR is ignored because param_groups were given")
-    if param_groups is None:
-        if optim_cfg.STAGED_LR:
-            param_groups = _staged_param_groups(model, optim_cfg)
-        else:
-            param_groups = model.parameters() if isinstance(model, nn.Module) else model
-    betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
-    impl = _implementation(optim_cfg)
-    if name in ("adam", "amsgrad"):
-        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas, amsgrad=name == "amsgrad",
-                                **impl)
-    if name == "sgd":
-        return torch.optim.SGD(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
-                               dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV, **impl)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
-                                   alpha=optim_cfg.RMSPROP_ALPHA)
-    if name == "radam":
-        return torch.optim.RAdam(param_groups, lr=lr, weight_decay=wd, betas=betas)
-    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd, betas=betas)
-
-
+OPTIMIZERS = ("adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw")
+SCHEDULERS = ("single_step", "multi_step", "cosine")
 IMPLEMENTATIONS = ("auto", "foreach", "fused", "for_loop")
+
+
+# --------------------------------------------------------------------------- optimisers
+def build_optimizer(model, optim_cfg, param_groups=None) -> torch.optim.Optimizer:
+    """The optimiser OPTIM.NAME over `model`'s parameters (a module or an iterable of them), or over the given
+    param_groups; OPTIM.STAGED_LR gives the children not in OPTIM.NEW_LAYERS LR * BASE_LR_MULT."""
+    if optim_cfg.NAME not in OPTIMIZERS:
+        raise ValueError(f"OPTIM.NAME {optim_cfg.NAME!r} is not an optimiser the engine knows; set it to one of "
+                         f"{', '.join(OPTIMIZERS)}")
+    cls, options = _recipe(optim_cfg)
+    return cls(_parameters(model, optim_cfg, param_groups), lr=optim_cfg.LR, weight_decay=optim_cfg.WEIGHT_DECAY,
+               **options)
+
+
+def _recipe(c) -> tuple:
+    """(torch optimiser class, its keyword arguments beyond lr and weight decay) for OPTIM.NAME."""
+    betas = {"betas": (c.ADAM_BETA1, c.ADAM_BETA2)}
+    kernel = _implementation(c)
+    return {
+        "adam": (torch.optim.Adam, {**betas, **kernel}),
+        "amsgrad": (torch.optim.Adam, {**betas, "amsgrad": True, **kernel}),
+        "sgd": (torch.optim.SGD, {"momentum": c.MOMENTUM, "dampening": c.SGD_DAMPNING,
+                                  "nesterov": c.SGD_NESTEROV, **kernel}),
+        "rmsprop": (torch.optim.RMSprop, {"momentum": c.MOMENTUM, "alpha": c.RMSPROP_ALPHA}),
+        "radam": (torch.optim.RAdam, betas),
+        "adamw": (torch.optim.AdamW, betas),
+    }[c.NAME]
+
+
+def _parameters(model, c, param_groups):
+    if param_groups is not None:
+        if c.STAGED_LR:
+            warnings.warn("OPTIM.STAGED_LR has no effect here: the caller gave the optimiser its own param_groups")
+        return param_groups
+    if c.STAGED_LR:
+        return _staged_param_groups(model, c)
+    return model.parameters() if isinstance(model, nn.Module) else model
 
 
 def _implementation(optim_cfg) -> dict:
@@ -70,72 +84,58 @@ def _staged_param_groups(model, optim_cfg) -> List[dict]:
     return [{"params": base, "lr": optim_cfg.LR * optim_cfg.BASE_LR_MULT}, {"params": new}]
 
 
-class WarmupScheduler(LRScheduler):
-    """Warmup for WARMUP_EPOCH epochs, then hand over to `successor`.
-
-    linear: epoch 0 at min_lr, epoch e at base_lr * e / warmup_epoch; constant: cons_lr throughout.
-    """
-
-    def __init__(self, optimizer, successor: LRScheduler, warmup_epoch: int, warmup_type: str,
-                 cons_lr: float, min_lr: float):
-        if warmup_type not in ("linear", "constant"):
-            raise ValueError(f"OPTIM.WARMUP_TYPE must be linear or constant, got {warmup_type}")
-        self.successor = successor
-        self.warmup_epoch = warmup_epoch
-        self.warmup_type = warmup_type
-        self.cons_lr = cons_lr
-        self.min_lr = min_lr
-        super().__init__(optimizer)
-
-    def get_lr(self) -> List[float]:
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
-        if self.warmup_type == "constant":
-            return [self.cons_lr for _ in self.base_lrs]
-        if self.last_epoch == 0:
-            return [self.min_lr for _ in self.base_lrs]
-        return [lr * self.last_epoch / self.warmup_epoch for lr in self.base_lrs]
-
-    def step(self, epoch=None) -> None:
-        if self.last_epoch >= self.warmup_epoch:
-            self.successor.step()
-            self.last_epoch += 1
-            self._last_lr = self.successor.get_last_lr()
-        else:
-            super().step()
-
-    def state_dict(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "successor")}
-        state["successor"] = self.successor.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        state_dict = dict(state_dict)
-        self.successor.load_state_dict(state_dict.pop("successor"))
-        self.__dict__.update(state_dict)
+# --------------------------------------------------------------------------- learning-rate schedules
+Factor = Callable[[int], float]  # epoch (0-based) -> multiple of a param group's base LR
 
 
-def build_lr_scheduler(optimizer, optim_cfg) -> LRScheduler:
-    name = optim_cfg.LR_SCHEDULER
-    stepsize, gamma, max_epoch = optim_cfg.STEPSIZE, optim_cfg.GAMMA, optim_cfg.MAX_EPOCH
-    if name not in AVAI_SCHEDS:
-        raise ValueError(f"scheduler must be one of {AVAI_SCHEDS}, but got {name}")
+def _decay(c) -> Factor:
+    """The main schedule of OPTIM.LR_SCHEDULER as a factor of the base LR."""
+    name, gamma = c.LR_SCHEDULER, c.GAMMA
+    steps = c.STEPSIZE if isinstance(c.STEPSIZE, (list, tuple)) else [c.STEPSIZE]
     if name == "single_step":
-        if isinstance(stepsize, (list, tuple)):
-            stepsize = stepsize[-1]
-        if not isinstance(stepsize, int):
-            raise TypeError(f"For single_step lr_scheduler, stepsize must be an integer, got {type(stepsize)}")
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=stepsize if stepsize > 0 else max_epoch,
-                                                    gamma=gamma)
-    elif name == "multi_step":
-        if not isinstance(stepsize, (list, tuple)):
-            raise TypeError(f"For multi_step lr_scheduler, stepsize must be a list, got {type(stepsize)}")
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(stepsize), gamma=gamma)
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(max_epoch))
-    if optim_cfg.WARMUP_EPOCH > 0:
-        if not optim_cfg.WARMUP_RECOUNT:
-            scheduler.last_epoch = optim_cfg.WARMUP_EPOCH
-        scheduler = WarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_TYPE,
-                                    optim_cfg.WARMUP_CONS_LR, optim_cfg.WARMUP_MIN_LR)
-    return scheduler
+        every = steps[-1] if steps else -1
+        if not isinstance(every, int):
+            raise TypeError(f"OPTIM.STEPSIZE for single_step is a whole number of epochs, got {every!r}")
+        every = every if every > 0 else c.MAX_EPOCH  # Dassl: <= 0 means one step at the end, a constant LR
+        return lambda epoch: gamma ** (epoch // every)
+    if name == "multi_step":
+        if not isinstance(c.STEPSIZE, (list, tuple)):
+            raise TypeError(f"OPTIM.STEPSIZE for multi_step is a list of epochs, e.g. [30, 60], got {c.STEPSIZE!r}")
+        milestones = sorted(steps)
+        return lambda epoch: gamma ** bisect.bisect_right(milestones, epoch)
+    period = float(c.MAX_EPOCH)
+    return lambda epoch: 0.5 * (1.0 + math.cos(math.pi * epoch / period))
+
+
+def _with_warmup(decay: Factor, base_lr: float, c) -> Factor:
+    """WARMUP_EPOCH epochs of warmup in front of `decay`: linear (WARMUP_MIN_LR at epoch 0, then LR * e / W)
+    or constant (WARMUP_CONS_LR). The main schedule then starts from its own epoch 0 (WARMUP_RECOUNT) or goes
+    on as if it had run through the warmup epochs too."""
+    length = c.WARMUP_EPOCH
+    if c.WARMUP_TYPE not in ("linear", "constant"):
+        raise ValueError(f"OPTIM.WARMUP_TYPE must be linear or constant, got {c.WARMUP_TYPE!r}")
+    start = c.WARMUP_MIN_LR if c.WARMUP_TYPE == "linear" else c.WARMUP_CONS_LR
+    start_factor = start / base_lr if base_lr else 0.0
+    offset = length if c.WARMUP_RECOUNT else 0
+
+    def factor(epoch: int) -> float:
+        if epoch >= length:
+            return decay(epoch - offset)
+        if c.WARMUP_TYPE == "constant" or epoch == 0:
+            return start_factor
+        return epoch / length
+
+    return factor
+
+
+def build_lr_scheduler(optimizer, optim_cfg) -> LambdaLR:
+    """A per-epoch schedule (stepped once per epoch) from OPTIM.LR_SCHEDULER, STEPSIZE, GAMMA, MAX_EPOCH and the
+    WARMUP_* keys; each param group follows it from its own base LR."""
+    if optim_cfg.LR_SCHEDULER not in SCHEDULERS:
+        raise ValueError(f"OPTIM.LR_SCHEDULER {optim_cfg.LR_SCHEDULER!r} is not a schedule the engine knows; set "
+                         f"it to one of {', '.join(SCHEDULERS)}")
+    decay = _decay(optim_cfg)
+    if optim_cfg.WARMUP_EPOCH <= 0:
+        return LambdaLR(optimizer, decay)
+    factors = [_with_warmup(decay, group.get("initial_lr", group["lr"]), optim_cfg) for group in optimizer.param_groups]
+    return LambdaLR(optimizer, factors)

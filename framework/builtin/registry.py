@@ -1,5 +1,7 @@
-"""Name -> class/function tables, keyed by the object's own __name__ (as in Dassl)."""
+"""Name -> class/function tables. The key is always the object's own __name__, so the name a YAML file or a
+flag gives (TRAINER.NAME APN) is the class name in the code."""
 import difflib
+import functools
 from typing import Any, Callable, Dict, List, Optional
 
 
@@ -13,34 +15,36 @@ def check_availability(requested: str, available: List[str]) -> None:
 
 
 class Registry:
+    """`@REGISTRY.register()` above a class (or `REGISTRY.register(obj)`) files it under its __name__."""
 
     def __init__(self, name: str):
         self._name = name
         self._obj_map: Dict[str, Any] = {}
 
-    def _do_register(self, name: str, obj: Any, force: bool = False) -> None:
-        if name in self._obj_map and not force:
-            raise KeyError(f'An object named "{name}" was already registered in "{self._name}" registry')
-        self._obj_map[name] = obj
-
     def register(self, obj: Optional[Any] = None, force: bool = False) -> Callable:
         if obj is None:
+            return functools.partial(self._file, force=force)
+        return self._file(obj, force=force)
 
-            def decorator(fn_or_class):
-                self._do_register(fn_or_class.__name__, fn_or_class, force=force)
-                return fn_or_class
-
-            return decorator
-        self._do_register(obj.__name__, obj, force=force)
+    def _file(self, obj: Any, force: bool = False) -> Any:
+        key = obj.__name__
+        holder = self._obj_map.get(key)
+        if holder is not None and not force:
+            where = f"{getattr(holder, '__module__', '?')}.{getattr(holder, '__qualname__', key)}"
+            raise KeyError(f'{self._name}: the name "{key}" is taken by {where}. Give the new one another name '
+                           "(a module imported under two names registers twice), or pass force=True to replace it.")
+        self._obj_map[key] = obj
         return obj
 
     def get(self, name: str) -> Any:
-        if name not in self._obj_map:
-            raise KeyError(f'Object name "{name}" does not exist in "{self._name}" registry')
-        return self._obj_map[name]
+        try:
+            return self._obj_map[name]
+        except KeyError:
+            raise KeyError(f'{self._name} has nothing named "{name}"; it holds {sorted(self._obj_map)}. Is the '
+                           "module that registers it imported?") from None
 
     def registered_names(self) -> List[str]:
-        return list(self._obj_map.keys())
+        return list(self._obj_map)
 
     def __contains__(self, name: str) -> bool:
         return name in self._obj_map

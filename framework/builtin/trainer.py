@@ -11,17 +11,18 @@ Class chain and lifecycle (as a Dassl plugin sees them):
 A method overrides forward_backward (and when it must, build_model, parse_batch_* or model_inference).
 """
 import datetime
+import math
 import os.path as osp
 import time
 from collections import OrderedDict
 from typing import Dict, List, Optional, Union
 
-import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from .checkpointing import CheckpointMixin
+from .selection import EVALUATION_HEADER
 from .data import DataManager
 from .evaluation import build_evaluator
 from .modeling import SimpleNet
@@ -38,9 +39,8 @@ def build_trainer(cfg):
     name = cfg.TRAINER.NAME
     check_availability(name, TRAINER_REGISTRY.registered_names())
     if cfg.VERBOSE:
-        print(f"Loading trainer: {name}")
-    trainer_class = TRAINER_REGISTRY.get(name)
-    return trainer_class(cfg)
+        print(f"Trainer: {name}")
+    return TRAINER_REGISTRY.get(name)(cfg)
 
 
 def _must_override(hook: str):
@@ -65,11 +65,15 @@ class TrainerBase(CheckpointMixin):
 
     # ------------------------------------------------------------------ the model table
     def register_model(self, name="model", model=None, optim=None, sched=None):
-        if "_models" not in self.__dict__:
-            raise AttributeError("call super().__init__() before register_model()")
-        if name in self._models:
-            raise KeyError(f'a model named "{name}" is already registered')
-        self._models[name], self._optims[name], self._scheds[name] = model, optim, sched
+        tables = [self.__dict__.get(t) for t in ("_models", "_optims", "_scheds")]
+        if any(table is None for table in tables):
+            raise AttributeError(f"{type(self).__name__}.register_model({name!r}) ran before TrainerBase.__init__: "
+                                 "call super().__init__() first in the trainer's __init__")
+        if name in tables[0]:
+            raise KeyError(f'{type(self).__name__} registers two models named "{name}"; give each its own name '
+                           "(it is also the checkpoint folder)")
+        for table, entry in zip(tables, (model, optim, sched)):
+            table[name] = entry
 
     def get_model_names(self, names=None) -> List[str]:
         known = list(self._models)
@@ -116,33 +120,44 @@ class TrainerBase(CheckpointMixin):
         self.model_update(names)
 
     # ------------------------------------------------------------------ tensorboard (training runs only)
+    def _open_writer(self) -> Optional[SummaryWriter]:
+        return self.__dict__.get("_writer")  # absent, not None, while a mixin's __init__ runs first
+
     def init_writer(self, log_dir):
-        if self.__dict__.get("_writer") is None:
-            print(f"Initialize tensorboard (log_dir={log_dir})")
-            self._writer = SummaryWriter(log_dir=log_dir)
+        """Open the TensorBoard event file in log_dir (made if missing); a second call keeps the first writer."""
+        if self._open_writer() is None:
+            mkdir_if_missing(log_dir)
+            self._writer = SummaryWriter(log_dir)
+            print(f"TensorBoard scalars: {log_dir}")
 
     def close_writer(self):
-        writer, self._writer = self.__dict__.get("_writer"), None
+        writer, self._writer = self._open_writer(), None
         if writer is not None:
             writer.close()
 
     def write_scalar(self, tag, scalar_value, global_step=None):
-        writer = self.__dict__.get("_writer")
-        if writer is not None:  # no writer outside training (evaluation-only runs)
+        """Record one scalar; nothing happens outside training, where no writer is open (--eval-only)."""
+        writer = self._open_writer()
+        if writer is not None:
             writer.add_scalar(tag, scalar_value, global_step)
 
     # ------------------------------------------------------------------ the loop and its hooks
     def train(self, start_epoch, max_epoch):
+        """before_train; before_epoch, run_epoch and after_epoch for every epoch left; after_train."""
         self.start_epoch, self.max_epoch = start_epoch, max_epoch
-        self.before_train()  # may move start_epoch (resume)
-        epoch = self.start_epoch
-        while epoch < self.max_epoch:
-            self.epoch = epoch
-            self.before_epoch()
-            self.run_epoch()
-            self.after_epoch()
-            epoch += 1
+        self.before_train()
+        for self.epoch in self._epochs_left():
+            self._one_epoch()
         self.after_train()
+
+    def _epochs_left(self) -> range:
+        """Read only after before_train, because resuming there moves start_epoch."""
+        return range(self.start_epoch, self.max_epoch)
+
+    def _one_epoch(self):
+        self.before_epoch()
+        self.run_epoch()
+        self.after_epoch()
 
     def before_train(self):
         """Called once before the first epoch."""
@@ -164,23 +179,33 @@ class TrainerBase(CheckpointMixin):
     model_inference = _must_override("model_inference")
 
 
+def _run_state(cfg) -> dict:
+    """The attributes a trainer starts with (Dassl's names): device, output folder, epoch counters, and the
+    val accuracy of the best epoch so far (CheckpointMixin keeps it)."""
+    gpu = cfg.USE_CUDA and torch.cuda.is_available()
+    return {"device": torch.device("cuda" if gpu else "cpu"), "output_dir": cfg.OUTPUT_DIR, "start_epoch": 0,
+            "epoch": 0, "max_epoch": cfg.OPTIM.MAX_EPOCH, "best_result": -math.inf}
+
+
+def _trainable(net, cfg, device) -> tuple:
+    """(net on `device`, initialised from MODEL.INIT_WEIGHTS when set, its optimiser, its LR schedule)."""
+    if cfg.MODEL.INIT_WEIGHTS:
+        load_pretrained_weights(net, cfg.MODEL.INIT_WEIGHTS)
+    net = net.to(device)
+    optimiser = build_optimizer(net, cfg.OPTIM)
+    return net, optimiser, build_lr_scheduler(optimiser, cfg.OPTIM)
+
+
 class SimpleTrainer(TrainerBase):
     """Builds data, model and evaluator from cfg; validates, checkpoints and tests around the loop."""
 
     def __init__(self, cfg):
         super().__init__()
-        self.check_cfg(cfg)
-        self.cfg = cfg
-        use_gpu = cfg.USE_CUDA and torch.cuda.is_available()
-        self.device = torch.device("cuda" if use_gpu else "cpu")
-        self.output_dir = cfg.OUTPUT_DIR
-        self.start_epoch = 0
-        self.epoch = 0
-        self.max_epoch = cfg.OPTIM.MAX_EPOCH
-        self.build_data_loader()
-        self.build_model()
+        self.check_cfg(cfg)  # first, before anything is built (as in Dassl, self.cfg is not set yet)
+        vars(self).update(_run_state(cfg), cfg=cfg)
+        for build in (self.build_data_loader, self.build_model):
+            build()
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
-        self.best_result = -np.inf
 
     def check_cfg(self, cfg):
         """Reject settings the trainer cannot run with (a trainer overrides this)."""
@@ -192,54 +217,51 @@ class SimpleTrainer(TrainerBase):
             setattr(self, attr, getattr(self.dm, attr))
 
     def build_model(self):
-        print("Building model")
-        self.model = SimpleNet(self.cfg, self.cfg.MODEL, self.num_classes)
-        if self.cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(self.model, self.cfg.MODEL.INIT_WEIGHTS)
-        self.model.to(self.device)
-        print(f"# params: {count_num_param(self.model):,}")
-        self.optim = build_optimizer(self.model, self.cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
-        self.register_model("model", self.model, self.optim, self.sched)
+        """One SimpleNet, registered as "model" with its optimiser and scheduler (video trainers build VideoNet)."""
+        parts = _trainable(SimpleNet(self.cfg, self.cfg.MODEL, self.num_classes), self.cfg, self.device)
+        self.model, self.optim, self.sched = parts
+        self.register_model("model", *parts)
+        print(f"Model: {type(self.model).__name__} with {count_num_param(self.model):,} parameters")
 
     def train(self):
         super().train(self.start_epoch, self.max_epoch)
 
     def before_train(self):
+        """Resume from RESUME (else OUTPUT_DIR) when it holds checkpoints, then open TensorBoard."""
+        self.time_start = time.monotonic()
         self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.cfg.OUTPUT_DIR)
-        board = osp.join(self.output_dir, "tensorboard")
-        mkdir_if_missing(board)
-        self.init_writer(board)
-        self.time_start = time.time()
+        self.init_writer(osp.join(self.cfg.OUTPUT_DIR, "tensorboard"))
 
     def after_epoch(self):
         self.checkpoint_after_epoch()  # CheckpointMixin: best-on-val selection and regular checkpoints
 
-    def _final_test(self) -> None:
-        best = self.cfg.TEST.FINAL_MODEL == "best_val"
-        print("Deploy the model with the best val performance" if best else "Deploy the last-epoch model")
-        if best:
-            self.load_model(self.output_dir)
+    def after_train(self):
+        print("Finish training")  # parse_test_res reads the test block after this line: keep the words
+        if not self.cfg.TEST.NO_TEST:
+            self._test_deployed_model()
+        took = datetime.timedelta(seconds=round(time.monotonic() - self.time_start))
+        self.close_writer()
+        print(f"Elapsed: {took}")
+
+    def _test_deployed_model(self):
+        """The final test: of the epoch chosen on validation (TEST.FINAL_MODEL best_val), else of the last one."""
+        chosen_on_val = self.cfg.TEST.FINAL_MODEL == "best_val"
+        print("Testing the epoch chosen on validation" if chosen_on_val else "Testing the model of the last epoch")
+        if chosen_on_val:
+            self.load_model(self.cfg.OUTPUT_DIR)
         self.test()
 
-    def after_train(self):
-        print("Finish training")
-        if not self.cfg.TEST.NO_TEST:
-            self._final_test()
-        print(f"Elapsed: {datetime.timedelta(seconds=round(time.time() - self.time_start))}")
-        self.close_writer()
-
     def _loader_for(self, split: str):
-        """The loader of a split; without a validation split Dassl evaluates on test, and so does this."""
-        if split == "val" and self.val_loader is not None:
-            return "val", self.val_loader
-        return "test", self.test_loader
+        """(split, loader); without a validation loader "val" falls back to test, as in Dassl."""
+        loaders = {"test": self.test_loader, "val": self.val_loader}
+        chosen = split if loaders.get(split) is not None else "test"
+        return chosen, loaders[chosen]
 
     @torch.no_grad()
     def test(self, split=None):
         self.set_model_mode("eval")
         split, loader = self._loader_for(split or self.cfg.TEST.SPLIT)
-        print(f"Evaluate on the *{split}* set")
+        print(EVALUATION_HEADER.format(split))
         self.evaluator.reset()
         for batch in tqdm(loader):
             inputs, labels = self.parse_batch_test(batch)
@@ -256,8 +278,10 @@ class SimpleTrainer(TrainerBase):
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
     def get_current_lr(self, names=None) -> float:
-        first = self.get_model_names(names)[0]
-        return self._optims[first].param_groups[0]["lr"]
+        """The learning rate of the first param group of the first named model (Dassl's choice)."""
+        optimiser = self._optims[self.get_model_names(names)[0]]
+        first_group, *_ = optimiser.param_groups
+        return first_group["lr"]
 
 
 class TrainerX(SimpleTrainer):

@@ -1,20 +1,25 @@
-"""Logging, seeding, meters, JSON and checkpoint helpers of the built-in engine."""
+"""Logging, seeding, meters, JSON and checkpoint files of the built-in engine.
+
+Names and signatures are the ones Dassl's `dassl.utils` gives a plugin; what this project does not use
+(image reading, downloads, layer freezing, resume_from_checkpoint, which CheckpointMixin replaces) is left out.
+"""
 import atexit
 import json
 import os
 import os.path as osp
 import random
-import shutil
 import signal
 import sys
 import time
 import warnings
-from collections import OrderedDict, defaultdict
-from typing import Any, Dict, List, Optional
+from collections import defaultdict
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ..fileio import stale_temp_file_pid, write_atomic, write_text_atomic
 
 
 # --------------------------------------------------------------------------- files and misc
@@ -23,52 +28,29 @@ def mkdir_if_missing(dirname: str) -> None:
     os.makedirs(dirname, exist_ok=True)
 
 
-def check_isfile(fpath: str) -> bool:
-    isfile = osp.isfile(fpath)
-    if not isfile:
-        warnings.warn(f'No file found at "{fpath}"')
-    return isfile
-
-
 def read_json(fpath: str) -> Any:
-    with open(fpath, "r") as f:
+    with open(fpath, encoding="utf-8") as f:
         return json.load(f)
 
 
 def write_json(obj: Any, fpath: str) -> None:
-    mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
-    with open(fpath, "w") as f:
-        json.dump(obj, f, indent=4, separators=(",", ": "))
-
-
-def tolist_if_not(x: Any) -> list:
-    return x if isinstance(x, list) else [x]
-
-
-def listdir_nohidden(path: str, sort: bool = False) -> List[str]:
-    items = [f for f in os.listdir(path) if not f.startswith(".")]
-    return sorted(items) if sort else items
+    """Indented JSON, written atomically (a reader never sees half a file)."""
+    write_text_atomic(fpath, json.dumps(obj, indent=4))
 
 
 def set_random_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+    """Seed every generator a run draws from: Python's, NumPy's global one, torch's CPU and CUDA ones."""
+    for seed_one in (random.seed, np.random.seed, torch.manual_seed, torch.cuda.manual_seed_all):
+        seed_one(seed)
 
 
 def collect_env_info() -> str:
     import PIL
-    lines = [
-        f"Python: {sys.version.split()[0]}",
-        f"PyTorch: {torch.__version__}",
-        f"CUDA available: {torch.cuda.is_available()}",
-        f"Pillow: {PIL.__version__}",
-        f"NumPy: {np.__version__}",
-    ]
+    versions = {"Python": sys.version.split()[0], "PyTorch": torch.__version__, "NumPy": np.__version__,
+                "Pillow": PIL.__version__, "CUDA available": torch.cuda.is_available()}
     if torch.cuda.is_available():
-        lines.append(f"GPU: {torch.cuda.get_device_name(0)}")
-    return "\n".join(lines)
+        versions["GPU"] = torch.cuda.get_device_name(0)
+    return "\n".join(f"{what}: {value}" for what, value in versions.items())
 
 
 def count_num_param(model: nn.Module) -> int:
@@ -77,87 +59,95 @@ def count_num_param(model: nn.Module) -> int:
 
 # --------------------------------------------------------------------------- logging
 class Logger:
-    """Tee stdout into a file."""
+    """A stand-in for sys.stdout that also writes everything to a log file, flushed to disk on flush()
+    (a killed run keeps its log up to the last line printed)."""
 
     def __init__(self, fpath: str):
-        self.console = sys.stdout
         mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
-        self.file = open(fpath, "w")
+        self.file = open(fpath, "w", encoding="utf-8")
+        self.console = sys.stdout  # what print() wrote to before
+
+    def _open_streams(self) -> list:
+        return [self.console] if self.file.closed else [self.console, self.file]
 
     def write(self, msg: str) -> None:
-        self.console.write(msg)
-        if not self.file.closed:
-            self.file.write(msg)
+        for stream in self._open_streams():
+            stream.write(msg)
 
     def flush(self) -> None:
-        self.console.flush()
+        for stream in self._open_streams():
+            stream.flush()
         if not self.file.closed:
-            self.file.flush()
             os.fsync(self.file.fileno())
 
     def close(self) -> None:
-        if not self.file.closed:
-            self.file.close()
+        self.file.close()
 
     def isatty(self) -> bool:
         return False
 
 
 def setup_logger(output: Optional[str] = None) -> None:
-    """Tee stdout into OUTPUT_DIR/log.txt; an existing log gets a timestamped sibling instead."""
+    """Tee stdout into OUTPUT_DIR/log.txt (or into `output` itself when it names a .txt/.log file). A log that
+    exists already is kept: the new one gets the start time as a suffix (log.txt-YYYY-MM-DD-HH-MM-SS)."""
     if output is None:
         return
-    fpath = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
-    if osp.exists(fpath):
-        fpath += time.strftime("-%Y-%m-%d-%H-%M-%S")
-    if isinstance(sys.stdout, Logger):  # a second run in the same process (tests) replaces the tee
+    target = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
+    if osp.exists(target):
+        target = f"{target}-{time.strftime('%Y-%m-%d-%H-%M-%S')}"
+    if isinstance(sys.stdout, Logger):  # a second run in one process (tests): end the first tee
         sys.stdout.close()
         sys.stdout = sys.stdout.console
-    sys.stdout = Logger(fpath)
-    atexit.register(sys.stdout.close)
+    sys.stdout = tee = Logger(target)  # Logger takes the console it writes to from sys.stdout
+    atexit.register(tee.close)
 
 
 # --------------------------------------------------------------------------- meters
 class AverageMeter:
+    """The latest value of a stream of numbers and its mean (weighted by `n`), or with ema=True an exponential
+    mean that gives the newest value a weight of 0.1 and starts at the first value."""
 
     def __init__(self, ema: bool = False):
         self.ema = ema
         self.reset()
 
     def reset(self) -> None:
-        self.val = 0
-        self.avg = 0
-        self.sum = 0
+        self.val = self.avg = self.sum = 0.0
         self.count = 0
 
     def update(self, val: Any, n: int = 1) -> None:
-        if isinstance(val, torch.Tensor):
-            val = val.item()
-        self.val = val
-        self.sum += val * n
-        self.count += n
-        self.avg = self.avg * 0.9 + self.val * 0.1 if self.ema else self.sum / self.count
+        latest = float(val)  # a one-element tensor converts too
+        first = self.count == 0
+        self.count, self.sum, self.val = self.count + n, self.sum + latest * n, latest
+        if not self.ema:
+            self.avg = self.sum / self.count
+        else:
+            self.avg = latest if first else 0.9 * self.avg + 0.1 * latest
 
 
 class MetricMeter:
+    """One AverageMeter per name that forward_backward reports; str() is the batch line's `name val (avg)` part."""
 
     def __init__(self, delimiter: str = " "):
         self.meters: Dict[str, AverageMeter] = defaultdict(AverageMeter)
         self.delimiter = delimiter
 
-    def update(self, input_dict: Optional[Dict[str, Any]]) -> None:
-        if input_dict is None:
-            return
-        if not isinstance(input_dict, dict):
-            raise TypeError("forward_backward must return a dict of floats")
-        for k, v in input_dict.items():
-            if isinstance(v, torch.Tensor):
-                v = v.item()
-            self.meters[k].update(v)
+    def update(self, input_dict: Optional[Mapping[str, Any]]) -> None:
+        """Add one minibatch's summary; None (a trainer that reports nothing) adds nothing."""
+        try:
+            named_values = list((input_dict or {}).items())
+        except AttributeError:
+            raise TypeError(f"forward_backward returned a {type(input_dict).__name__}; it must return a dict "
+                            "of named numbers, such as {'loss': 0.7, 'acc': 50.0}, or None") from None
+        for name, value in named_values:
+            self.meters[name].update(value)
 
     def __str__(self) -> str:
-        return self.delimiter.join(f"{name} {format_value(m.val)} ({format_value(m.avg)})"
-                                   for name, m in self.meters.items())
+        return self.delimiter.join(map(_meter_text, self.meters, self.meters.values()))
+
+
+def _meter_text(name: str, meter: AverageMeter) -> str:
+    return f"{name} {format_value(meter.val)} ({format_value(meter.avg)})"
 
 
 def format_value(value: float) -> str:
@@ -169,31 +159,6 @@ def format_value(value: float) -> str:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(
-    state: Dict[str, Any],
-    save_dir: str,
-    is_best: bool = False,
-    remove_module_from_keys: bool = True,
-    model_name: str = "",
-) -> str:
-    """Write `state` to save_dir/model_name (default model.pth.tar-<epoch>) through a temporary file and
-    a rename, so a run killed while saving never leaves a truncated checkpoint behind."""
-    mkdir_if_missing(save_dir)
-    if remove_module_from_keys:
-        state["state_dict"] = OrderedDict(
-            (k[7:] if k.startswith("module.") else k, v) for k, v in state["state_dict"].items())
-    if not model_name:
-        model_name = f"model.pth.tar-{state['epoch']}"
-    fpath = osp.join(save_dir, model_name)
-    _atomic_torch_save(state, fpath)
-    print(f"Checkpoint saved to {fpath}")
-    if is_best:
-        shutil.copy(fpath, osp.join(save_dir, "model-best.pth.tar"))
-    if model_name != "model-best.pth.tar":  # the pointer names the latest *regular* checkpoint
-        _atomic_write_text(osp.join(save_dir, "checkpoint"), model_name + "\n")
-    return fpath
-
-
 class CheckpointError(RuntimeError):
     """A checkpoint that exists but cannot be read (truncated, empty, or not a weights-only file)."""
 
@@ -204,39 +169,56 @@ def kill_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _atomic_torch_save(obj: Any, fpath: str) -> None:
-    """torch.save through a temporary file and a rename. A failed write (disk full) removes the temporary
-    file and raises with the path; the file previously at `fpath`, if any, is left as it was."""
-    tmp = f"{fpath}.tmp-{os.getpid()}"
+def _without_module_prefix(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
+    """Keys as a bare model has them: DataParallel/DDP wrappers add `module.` in front."""
+    return {key.removeprefix("module."): value for key, value in state_dict.items()}
+
+
+def save_checkpoint(
+    state: Dict[str, Any],
+    save_dir: str,
+    is_best: bool = False,
+    remove_module_from_keys: bool = True,
+    model_name: str = "",
+) -> str:
+    """Write `state` as save_dir/model_name (default model.pth.tar-<epoch>) and point save_dir/checkpoint at
+    it; is_best also writes model-best.pth.tar. Every file is written atomically: a run killed or out of disk
+    space while saving leaves the previous files as they were."""
+    if remove_module_from_keys:
+        state["state_dict"] = _without_module_prefix(state["state_dict"])
+    name = model_name or f"model.pth.tar-{state['epoch']}"
+    targets = [name] + (["model-best.pth.tar"] if is_best and name != "model-best.pth.tar" else [])
+    for target in targets:
+        _save_torch_atomic(state, osp.join(save_dir, target))
+    print(f"Saved {osp.join(save_dir, name)}")
+    if name != "model-best.pth.tar":  # the pointer names the latest *regular* checkpoint
+        write_text_atomic(osp.join(save_dir, "checkpoint"), name + "\n")
+    return osp.join(save_dir, name)
+
+
+def _save_torch_atomic(obj: Any, fpath: str) -> None:
+    def fill(temporary: str) -> None:
+        torch.save(obj, temporary)
+        kill_point("save " + osp.basename(fpath))  # a kill here leaves the temporary file, never a torn one
+
     try:
-        torch.save(obj, tmp)
-        kill_point("save " + osp.basename(fpath))
-        os.replace(tmp, fpath)
+        write_atomic(fpath, fill)
     except OSError as e:
-        if osp.exists(tmp):
-            os.remove(tmp)
         raise OSError(e.errno, f'Could not write the checkpoint "{fpath}" ({e.strerror or e}). The previous '
                       "checkpoint is untouched; free disk space (or fix permissions) and start the same "
                       "command again to resume.") from e
 
 
-def _atomic_write_text(fpath: str, text: str) -> None:
-    tmp = f"{fpath}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, fpath)
-
-
 def remove_stale_temp_files(root: str) -> List[str]:
-    """Delete the temporary files (`<name>.tmp-<pid>`) that killed saves left in `root` and its model folders
-    (one level down), when the process that wrote them is gone. Deeper folders, which may be other runs'
-    output folders, are not touched."""
-    removed = []
+    """Delete the temporary files that killed saves left in `root` and its model folders (one level down),
+    when the process that wrote them is gone. Deeper folders, which may be other runs' output folders, are
+    not touched."""
     folders = [root] + [osp.join(root, d) for d in sorted(os.listdir(root)) if osp.isdir(osp.join(root, d))]
+    removed = []
     for folder in folders:
-        for name in os.listdir(folder):
-            _, sep, pid = name.rpartition(".tmp-")
-            if sep and pid.isdigit() and not _process_alive(int(pid)):
+        for name in sorted(os.listdir(folder)):
+            pid = stale_temp_file_pid(name)
+            if pid is not None and not _process_alive(pid):
                 os.remove(osp.join(folder, name))
                 removed.append(osp.join(folder, name))
     return removed
@@ -257,7 +239,7 @@ def load_checkpoint(fpath: str) -> Dict[str, Any]:
 
     A file that cannot be read raises CheckpointError naming the file and what to do about it."""
     if not fpath:
-        raise ValueError("File path is empty")
+        raise ValueError("load_checkpoint was given an empty path: name the checkpoint file to load")
     if not osp.exists(fpath):
         raise FileNotFoundError(f'No checkpoint at "{fpath}"')
     not_torch = _not_a_torch_file(fpath)
@@ -316,43 +298,20 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer=None, scheduler=None) -> int:
-    """Restore model/optimizer/scheduler from the checkpoint named in fdir/checkpoint; return its epoch."""
-    with open(osp.join(fdir, "checkpoint"), "r") as f:
-        model_name = f.readline().strip("\n")
-    fpath = osp.join(fdir, model_name)
-    print(f'Loading checkpoint from "{fpath}"')
-    checkpoint = load_checkpoint(fpath)
-    model.load_state_dict(checkpoint["state_dict"])
-    print("Loaded model weights")
-    if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        print("Loaded optimizer")
-    if scheduler is not None and checkpoint.get("scheduler") is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        print("Loaded scheduler")
-    start_epoch = checkpoint["epoch"]
-    print(f"Previous epoch: {start_epoch}")
-    return start_epoch
-
-
 def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
-    """Copy the entries of a state dict whose name and shape match (a leading 'module.' is ignored)."""
-    checkpoint = load_checkpoint(weight_path)
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    model_dict = model.state_dict()
-    matched, discarded = OrderedDict(), []
-    for k, v in state_dict.items():
-        k = k[7:] if k.startswith("module.") else k
-        if k in model_dict and model_dict[k].size() == v.size():
-            matched[k] = v
-        else:
-            discarded.append(k)
-    model_dict.update(matched)
-    model.load_state_dict(model_dict)
-    if not matched:
-        warnings.warn(f'No layer of "{weight_path}" matched the model (check key names)')
-    else:
-        print(f'Loaded pretrained weights from "{weight_path}"')
-        if discarded:
-            print(f"** Layers discarded due to unmatched keys or size: {discarded}")
+    """Initialise `model` from a saved state dict (or a checkpoint holding one): every tensor whose name and
+    shape match is copied, the rest of the model keeps its values, and what was skipped is listed."""
+    saved = load_checkpoint(weight_path)
+    saved = _without_module_prefix(saved.get("state_dict", saved))
+    own = model.state_dict()
+    fits = {key for key, tensor in saved.items() if key in own and own[key].shape == tensor.shape}
+    if not fits:
+        warnings.warn(f'None of the {len(saved)} tensors in "{weight_path}" has a name and shape of this model; '
+                      "nothing was loaded (was it saved from another architecture?)")
+        return
+    own.update({key: saved[key] for key in fits})
+    model.load_state_dict(own)
+    print(f'Initialised {len(fits)} of {len(own)} tensors from "{weight_path}"')
+    skipped = sorted(set(saved) - fits)
+    if skipped:
+        print(f"Not used (no tensor of that name and shape in the model): {skipped}")
