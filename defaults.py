@@ -25,7 +25,8 @@ Search spaces live next to the keys too: a component names the keys worth tuning
 import math
 import os.path as osp
 import random
-from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple, Union
+import sys
+from typing import Callable, Dict, List, NamedTuple, Sequence, Union
 
 import yaml
 from yacs.config import CfgNode as CN
@@ -85,8 +86,15 @@ class Scaled(NamedTuple):
 
 Distribution = Union[LogUniform, Uniform, Choice, Scaled]
 EVERY_RUN = "*"
-# (applies_to, {KEY: distribution}) in the order they were declared
-SEARCH_SPACES: List[Tuple[str, Dict[str, Distribution]]] = []
+
+
+class SearchSpace(NamedTuple):
+    applies_to: str  # "*", "KEY=VALUE" or "KEY!=VALUE"
+    space: Dict[str, Distribution]  # KEY -> how draw i > 0 draws it
+    declared_in: str  # the module that declared it (sweep.py spaces names it)
+
+
+SEARCH_SPACES: List[SearchSpace] = []  # in the order they were declared
 
 
 def _round(value: float) -> float:
@@ -94,12 +102,16 @@ def _round(value: float) -> float:
 
 
 def search_space(applies_to: str, space: Dict[str, Distribution]) -> None:
-    """Declare how a random search draws some keys. applies_to: "*" (every run) or "KEY=VALUE" (the runs whose
-    merged config has KEY == VALUE, e.g. "TRAINER.NAME=APN" or "MODEL.HEAD.NAME=apn_pyramid")."""
+    """Declare how a random search draws some keys. applies_to: "*" (every run), "KEY=VALUE" (the runs whose
+    merged config has KEY == VALUE, e.g. "TRAINER.NAME=APN" or "MODEL.HEAD.NAME=apn_pyramid") or "KEY!=VALUE"
+    (the others, e.g. "MODEL.BACKBONE.MIXSTYLE.LAYERS!=[]": the runs with MixStyle on). VALUE is compared with
+    str() of the config's value."""
     if applies_to != EVERY_RUN and "=" not in applies_to:
-        raise ValueError(f'search_space("{applies_to}", ...): use "*" or "KEY=VALUE", e.g. "TRAINER.NAME=APN"')
-    if (applies_to, space) not in SEARCH_SPACES:
-        SEARCH_SPACES.append((applies_to, space))
+        raise ValueError(f'search_space("{applies_to}", ...): use "*", "KEY=VALUE" or "KEY!=VALUE", e.g. '
+                         '"TRAINER.NAME=APN"')
+    declared = SearchSpace(applies_to, space, sys._getframe(1).f_globals.get("__name__", "?"))
+    if declared not in SEARCH_SPACES:
+        SEARCH_SPACES.append(declared)
 
 
 # The optimiser keys every method shares (DomainBed tunes the same three); factors of the setting's own
@@ -132,6 +144,10 @@ def extend_cfg(cfg: CN) -> None:
     # ------------------------------------------------------------------ video datasets (datasets/)
     cfg.DATASET.VAL_RATIO = 0.3  # source videos held out for validation, class-stratified by group (paper: 30%)
     cfg.DATASET.SPLIT_SEED = 1  # seed of that split; fixed so that every method and seed shares one split
+    # > 0: hold out this share of each target domain (class-stratified, by group, with SPLIT_SEED) for the oracle
+    # criterion of sweep.py collect (DomainBed's test-domain validation, 0.2): the last-epoch model is scored on
+    # it, and those clips leave the reported target test. Never a DG result: its tables say oracle. 0 = off.
+    cfg.DATASET.ORACLE_HOLDOUT = 0.0
     cfg.DATASET.SKIP_CORRUPT = False  # True: an unreadable clip is replaced by the next readable one and logged
     # Real benchmarks: "" reads the videos; a template (e.g. img_{:05d}.jpg) reads the frame folders under frames/
     cfg.DATASET.FRAME_TMPL = ""

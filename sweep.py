@@ -33,8 +33,9 @@ def build_plan(args) -> Plan:
     benchmark = parse_benchmark(args.benchmark)
     methods = [parse_method(m) for m in args.methods]
     common = parse_pairs(args.pairs) + budget_pairs(args.budget)
-    return make_plan(benchmark, methods, args.setting or benchmark.setting, args.n_hparams, args.n_trials,
-                     args.out, args.root, common)
+    seeds = args.seeds or list(range(1, args.n_trials + 1))
+    return make_plan(benchmark, methods, args.setting or benchmark.setting, args.n_hparams, seeds, args.out,
+                     args.root, common)
 
 
 def states(plan: Plan) -> List[str]:
@@ -129,7 +130,7 @@ def cmd_delete_incomplete(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from sweeps.collect import collect, load_trials, sweep_folders
+    from sweeps.collect import available_criteria, collect, load_trials, sweep_folders
 
     benchmark = parse_benchmark(args.benchmark)
     if args.methods:
@@ -143,11 +144,13 @@ def cmd_collect(args) -> int:
     if not trials:
         print(f"No finished sweep run of {args.benchmark} below {args.out}", file=sys.stderr)
         return 1
+    criteria = args.criteria or available_criteria(trials)
     settings = sorted({t.record["setting"] for t in trials})
     title = f"{args.benchmark} (settings {', '.join(settings)}): target accuracy (pooled over the targets)"
     out_dir = args.tables or osp.join(args.out, benchmark.name, "tables_lodo" if benchmark.lodo else "tables")
+    layouts = [] if args.table == ["none"] else args.table
     try:
-        lines = collect(trials, out_dir, title, digits=args.digits)
+        lines = collect(trials, out_dir, title, criteria, layouts, digits=args.digits)
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
@@ -161,8 +164,9 @@ def cmd_spaces(args) -> int:
     from train import default_cfg
 
     default_cfg()  # registers every component, and so their search spaces
-    rows = [[applies_to, key, repr(dist)] for applies_to, space in SEARCH_SPACES for key, dist in space.items()]
-    print(tabulate(rows, headers=["applies to", "key", "draw i > 0 (draw 0: the config's value)"], tablefmt="github"))
+    rows = [[s.applies_to, key, repr(dist), s.declared_in] for s in SEARCH_SPACES for key, dist in s.space.items()]
+    print(tabulate(rows, headers=["applies to", "key", "draw i > 0 (draw 0: the config's value)", "declared in"],
+                   tablefmt="github"))
     return 0
 
 
@@ -181,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--n-hparams", type=int, default=1, help="hyperparameter draws per method and task (draw 0: "
                       "the config's values)")
     plan.add_argument("--n-trials", type=int, default=3, help="trial seeds per draw (SEED 1..N)")
+    plan.add_argument("--seeds", type=int, nargs="+", default=[], metavar="SEED",
+                      help="these trial seeds instead of 1..N (e.g. --seeds 2 to run one seed per machine)")
     plan.add_argument("--budget", default="", metavar="epochs|updates|passes", help="TRAIN.BUDGET of every run")
     plan.add_argument("--out", default="output", help="output folder (default: output)")
     plan.add_argument("--root", default="data", help="datasets folder, DATASET.ROOT (default: data)")
@@ -205,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("-v", "--verbose", action="store_true", help="one line per run")
     commands.add_parser("delete-incomplete", parents=[plan], help="delete the folders of unfinished, stopped runs")
     collect = commands.add_parser("collect", parents=[plan], help="tables of the finished runs")
+    collect.add_argument("--criteria", nargs="+", choices=["source_val", "oracle"], default=[],
+                         help="selection criteria (default: source_val, and oracle when the runs held out target "
+                         "clips, -- DATASET.ORACLE_HOLDOUT 0.2)")
+    collect.add_argument("--table", nargs="+", choices=["paper", "variants", "none"], default=["paper", "variants"],
+                         help="the paper's layouts beside the per-method table: paper (Tables 1, 3-5), variants "
+                         "(Table 2), none")
     collect.add_argument("--digits", type=int, default=2)
     collect.add_argument("--tables", default="", help="folder for the tables (default OUT/BENCHMARK/tables)")
     commands.add_parser("spaces", help="list every search space")
@@ -225,4 +237,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SystemExit as stop:
+        if isinstance(stop.code, str):  # a refused sweep (the message says why): a usage error, as argparse's
+            print(stop.code, file=sys.stderr)
+            sys.exit(2)
+        raise

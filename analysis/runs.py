@@ -19,6 +19,13 @@ import yaml
 IGNORED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "VERBOSE", "DATALOADER.NUM_WORKERS",
                 "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TEST.FIGURES")
 
+# The rows of results.json for the oracle criterion (DATASET.ORACLE_HOLDOUT, trainers/results.py), last-epoch
+# model: its selection score on the held-out target clips, and what it reports, on the reported target clips.
+# Target-selected numbers: only tables titled oracle show them.
+ORACLE_HOLDOUT = "oracle holdout"
+ORACLE_TARGET = "oracle target"
+ORACLE_SPLITS = (ORACLE_HOLDOUT, ORACLE_TARGET)
+
 
 class Run(NamedTuple):
     path: str

@@ -14,7 +14,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from analysis.runs import Run, describe_groups, group_by_setting
+from analysis.runs import ORACLE_SPLITS, Run, describe_groups, group_by_setting
 
 
 class ModelRow(NamedTuple):
@@ -133,11 +133,12 @@ class Cell(NamedTuple):
         return f"{self.mean:.{digits}f} +- {width:.{digits}f}"
 
 
-def target_value(run: Run, target: Optional[str], metric: str) -> Optional[float]:
-    """The run's accuracy (or macro-F1) on one target domain, or pooled over its targets."""
+def target_value(run: Run, target: Optional[str], metric: str, split: str = "target") -> Optional[float]:
+    """The run's accuracy (or macro-F1) on one target domain, or pooled over its targets; `split` "oracle
+    target" reads the last-epoch model's rows of the oracle criterion instead."""
     domains = (run.config or {}).get("DATASET.TARGET_DOMAINS", [])
     domain = target or ("pooled" if len(domains) > 1 else (domains[0] if domains else "pooled"))
-    row = run.row("target", domain)
+    row = run.row(split, domain)
     return None if row is None else float(row[metric])
 
 
@@ -147,10 +148,11 @@ def seed_label(run: Run):
 
 def seed_summary(runs: Sequence[Run], metrics: Sequence[str] = ("accuracy", "macro_f1"),
                  ci95: bool = False) -> List[Dict]:
-    """Per split/domain row of results.json: n, mean, std of each metric over the runs, and per-seed values."""
+    """Per split/domain row of results.json: n, mean, std of each metric over the runs, and per-seed values.
+    The oracle rows (target-selected) are left out: sweep.py collect reports them in tables titled oracle."""
     table: "OrderedDict[Tuple[str, str], Dict]" = OrderedDict()
     for run in runs:
-        for row in run.results:
+        for row in (r for r in run.results if r["split"] not in ORACLE_SPLITS):
             entry = table.setdefault((row["split"], row["domain"]), {m: {} for m in metrics})
             for m in metrics:
                 entry[m][seed_label(run)] = float(row[m])
@@ -171,9 +173,11 @@ class Grid(NamedTuple):
     skipped: List[str]  # why a run was left out
 
 
-def collect_grid(runs: Sequence[Run], metric: str = "accuracy", per_target: bool = False) -> Grid:
-    """Group finished runs by (model, variant, task). Refuses (ValueError) a cell whose runs differ in any
-    setting other than the seed: such runs must not be averaged (drop one setting with --exclude)."""
+def collect_grid(runs: Sequence[Run], metric: str = "accuracy", per_target: bool = False,
+                 split: str = "target") -> Grid:
+    """Group finished runs by (model, variant, task); each cell holds the `split` rows (target, or the oracle's
+    "oracle target"). Refuses (ValueError) a cell whose runs differ in any setting other than the seed: such runs
+    must not be averaged (drop one setting with --exclude)."""
     unfinished = [r for r in runs if not r.finished]
     skipped = [f"{r.path}: no config.yaml, so model and task are unknown" for r in runs if r.finished and r.config is None]
     by_key: Dict[RunKey, List[Tuple[Run, Optional[str]]]] = OrderedDict()
@@ -192,9 +196,9 @@ def collect_grid(runs: Sequence[Run], metric: str = "accuracy", per_target: bool
             continue
         values, paths = {}, []
         for run, target in members:
-            value = target_value(run, target, metric)
+            value = target_value(run, target, metric, split)
             if value is None:
-                skipped.append(f"{run.path}: results.json has no target row for {target or 'its targets'}")
+                skipped.append(f"{run.path}: results.json has no {split} row for {target or 'its targets'}")
                 continue
             seed = seed_label(run)
             if seed in values:
@@ -325,13 +329,14 @@ def variants_table(grid: Grid, digits: int = 2, spread: str = "std") -> Tuple[Li
 
 
 def write_table(prefix: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-                formats: Sequence[str] = ("md", "csv", "tex")) -> str:
+                formats: Sequence[str] = ("md", "csv", "tex"), title: str = "") -> str:
     """Write a table as PREFIX.md (GitHub Markdown), PREFIX.csv and PREFIX.tex (LaTeX tabular), those of
-    `formats`; returns the Markdown."""
+    `formats`; returns the Markdown. A title goes above the Markdown table and into the LaTeX file as a
+    comment, so that a file read alone still says what it holds (an oracle table says oracle)."""
     markdown = tabulate(rows, headers=headers, tablefmt="github")
     if "md" in formats:
         with open(prefix + ".md", "w") as f:
-            f.write(markdown + "\n")
+            f.write((f"{title}\n\n" if title else "") + markdown + "\n")
     if "csv" in formats:
         with open(prefix + ".csv", "w", newline="") as f:
             writer = csv.writer(f)
@@ -339,5 +344,5 @@ def write_table(prefix: str, headers: Sequence[str], rows: Sequence[Sequence[str
             writer.writerows(rows)
     if "tex" in formats:
         with open(prefix + ".tex", "w") as f:
-            f.write(tabulate(rows, headers=headers, tablefmt="latex") + "\n")
+            f.write((f"% {title}\n" if title else "") + tabulate(rows, headers=headers, tablefmt="latex") + "\n")
     return markdown

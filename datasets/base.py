@@ -11,7 +11,9 @@ protocol (Section 5.1 of the paper) lives here once:
   records what it was made from (the clip count and a hash of the clips): when the list changes, the split is
   made again (or, if it came from official lists, refused), so new clips cannot leak into training beside
   copies of validation clips. A benchmark that ships its own train/val split overrides `source_items`;
-- test: every video of the target domains;
+- test: every video of the target domains; with DATASET.ORACLE_HOLDOUT > 0, less the oracle holdout: that
+  share of each target domain, chosen as the val split is (by group, class-stratified, DATASET.SPLIT_SEED),
+  kept in `oracle` for target-selected (oracle) model selection only, never in the reported test;
 - classes: from the benchmark's class list (`class_names`), so a target class without source clips keeps its
   output and is reported at start.
 
@@ -68,8 +70,13 @@ class VideoDGDataset(DatasetBase):
             train_part, val_part = self.source_items(domain, label)
             train_x += train_part
             val += val_part
-        test = [item for label, domain in enumerate(target) for item in self.target_items(domain, label)]
+        test, oracle = [], []
+        for label, domain in enumerate(target):
+            test_part, oracle_part = self.oracle_split(domain, self.target_items(domain, label))
+            test += test_part
+            oracle += oracle_part
         super().__init__(train_x=train_x, val=val, test=test)
+        self.oracle = oracle  # the target clips held out for the oracle criterion (DATASET.ORACLE_HOLDOUT)
         self.use_class_list()
 
     @classmethod
@@ -154,6 +161,29 @@ class VideoDGDataset(DatasetBase):
         train = [item for item, key in zip(items, keys) if key not in val_keys]
         val = [item for item, key in zip(items, keys) if key in val_keys]
         return train, val
+
+    def oracle_split(self, domain: str, items: List[VideoDatum]) -> Tuple[List[VideoDatum], List[VideoDatum]]:
+        """(test, oracle holdout) of a target domain: DATASET.ORACLE_HOLDOUT of its clips held out the way the
+        val split is chosen (by group, class-stratified, DATASET.SPLIT_SEED), so the same for every method and
+        run; the holdout is never part of the reported target test. ORACLE_HOLDOUT 0: (items, [])."""
+        ratio = self.cfg.DATASET.ORACLE_HOLDOUT
+        if not 0 <= ratio < 1:
+            raise ValueError(f"DATASET.ORACLE_HOLDOUT is {ratio:g}: it is the share of each target domain held out "
+                             "for the oracle criterion, between 0 and 1 (DomainBed: 0.2; 0 = off)")
+        if ratio == 0:
+            return items, []
+        keys = [self.item_key(item) for item in items]
+        groups = [self.group_of(domain, k) for k in keys]
+        held = set(grouped_val_keys(keys, [item.label for item in items], groups, ratio, self.cfg.DATASET.SPLIT_SEED))
+        if not held or len(held) == len(keys):
+            raise ValueError(f"DATASET.ORACLE_HOLDOUT {ratio:g} holds out {len(held)} of the {len(keys)} clips of "
+                             f"target domain {domain}: the oracle needs clips on both sides. Change the ratio or "
+                             "set it to 0 (off).")
+        print(f"Oracle holdout: {len(held)} of the {len(keys)} clips of target domain {domain} (DATASET."
+              f"ORACLE_HOLDOUT {ratio:g}; {len(set(groups))} groups, each on one side), left out of the target "
+              "test")
+        return ([item for item, key in zip(items, keys) if key not in held],
+                [item for item, key in zip(items, keys) if key in held])
 
     def saved_split_still_valid(self, path: str, saved: Dict, made_from: Dict) -> bool:
         """Whether a saved split was made from the clips the domain has now. A split this project made is made

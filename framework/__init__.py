@@ -50,6 +50,7 @@ if _reason is None:
     from dassl.config import clean_cfg as _engine_clean_cfg
     from dassl.config import get_cfg_default
     from dassl.data import DataManager, DatasetWrapper
+    from dassl.data.data_manager import build_data_loader
     from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
     from dassl.engine import TRAINER_REGISTRY, build_trainer
     from dassl.engine.trainer import SimpleNet, SimpleTrainer, TrainerBase
@@ -80,7 +81,8 @@ else:
     from .builtin.checkpointing import CheckpointMixin
     from .builtin.config import clean_cfg as _engine_clean_cfg
     from .builtin.config import get_cfg_default
-    from .builtin.data import DATASET_REGISTRY, DataManager, DatasetBase, DatasetWrapper, Datum, build_dataset
+    from .builtin.data import (DATASET_REGISTRY, DataManager, DatasetBase, DatasetWrapper, Datum, build_data_loader,
+                               build_dataset)
     from .builtin.evaluation import EVALUATOR_REGISTRY, build_evaluator
     from .builtin.modeling import (BACKBONE_REGISTRY, HEAD_REGISTRY, NETWORK_REGISTRY, Backbone, SimpleNet,
                                    build_backbone, build_head, build_network)
@@ -116,7 +118,7 @@ __all__ = [
     "ENGINE", "ENGINE_ENV", "get_cfg_default", "clean_cfg", "Registry", "check_availability",
     "TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX", "SimpleNet",
     "CheckpointMixin", "DATASET_REGISTRY", "build_dataset", "Datum",
-    "DatasetBase", "DataManager",
+    "DatasetBase", "DataManager", "build_data_loader",
     "DatasetWrapper", "BACKBONE_REGISTRY", "Backbone", "build_backbone", "HEAD_REGISTRY", "build_head",
     "NETWORK_REGISTRY", "build_network", "EVALUATOR_REGISTRY", "build_evaluator", "build_optimizer",
     "build_lr_scheduler", "setup_logger", "set_random_seed", "collect_env_info", "AverageMeter",

@@ -5,7 +5,7 @@
 # (every scale feature, Table 2). CPU time: about an hour on two cores.
 #   bash scripts/baseline_models_table.sh [DATA_ROOT=data] [SEEDS="1 2 3"] [OUT=output]
 # One paper_tasks.sh call per model (each model has its own setting, configs/trainers/*/<model>_cpu.yaml).
-# Output: OUT/synthetic_dg/studio/<NAME>/<setting>/seedN; then
+# Output: OUT/synthetic_dg/studio/<NAME>/<setting>/hp0_seedN_<hash>; then
 #   python parse_test_res.py --table paper OUT/synthetic_dg
 set -euo pipefail
 # Busy 2-core machines: one thread per process avoids OpenMP spin-waits.

@@ -22,7 +22,8 @@ def benchmarks() -> List[str]:
     return sorted(osp.splitext(osp.basename(p))[0] for p in glob.glob(osp.join(REPO, "configs", "datasets", "*.yaml")))
 
 
-def task_lines(benchmark: str, protocol: str = "") -> List[str]:
+def dataset_class(benchmark: str):
+    """The dataset class that configs/datasets/BENCHMARK.yaml names (its DATASET.NAME)."""
     path = osp.join(REPO, "configs", "datasets", f"{benchmark}.yaml")
     if not osp.isfile(path):
         raise ValueError(f"Unknown benchmark '{benchmark}': use one of {', '.join(benchmarks())} "
@@ -32,7 +33,11 @@ def task_lines(benchmark: str, protocol: str = "") -> List[str]:
     import datasets  # noqa: F401  (registers the dataset classes)
     from framework import DATASET_REGISTRY
 
-    tasks = DATASET_REGISTRY.get(name).tasks(protocol)
+    return DATASET_REGISTRY.get(name)
+
+
+def task_lines(benchmark: str, protocol: str = "") -> List[str]:
+    tasks = dataset_class(benchmark).tasks(protocol)
     return [f"{' '.join(sources)}:{' '.join(targets)}" for sources, targets in tasks]
 
 

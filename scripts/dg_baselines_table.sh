@@ -9,7 +9,8 @@
 #   PARTS="single lodo" bash scripts/dg_baselines_table.sh      # a part only (default: all three)
 # Time on a 2-core CPU, one run at a time as here (summed from the runs' logs): single about 20 min, lodo about
 # 4 h, equal about 7 h. One call per seed (SEEDS=1, 2, 3) runs side by side once the data exist.
-# Finished runs are skipped (scripts/paper_tasks.sh), so a stopped grid continues where it was.
+# A finished run with the same config is not run again (scripts/paper_tasks.sh, a sweep.py call), so a stopped
+# grid continues where it was.
 # Tables: the last lines print the leave-one-domain-out tables (parse_test_res.py --table variants) and draw
 # them as dot plots (table_variants.png next to table_variants.md).
 set -euo pipefail

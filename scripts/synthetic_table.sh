@@ -2,7 +2,7 @@
 # The synthetic benchmark comparison of docs/results.md: TSN, TSN + ADA, APN, APN + ADA, APN + ADA* (CPU scale),
 # studio -> the three other domains, seeds 1-3, and an equal-updates control (about an hour on two CPU cores).
 #   bash scripts/synthetic_table.sh [DATA_ROOT=data] [SEEDS="1 2 3"]
-# Output: output/synthetic_dg/studio/<method>/smallcnn_cpu/seedN (see scripts/paper_tasks.sh).
+# Output: output/synthetic_dg/studio/<method>/smallcnn_cpu/hp0_seedN_<hash> (see scripts/paper_tasks.sh).
 set -euo pipefail
 # Control APN_60ep: Algorithm 1 takes 1 + (number of levels) theta steps per minibatch, so in 20 epochs
 # APN + ADA* updates 3 times as often as APN; APN_60ep gives APN (no ADA) the same number of updates.

@@ -3,7 +3,7 @@
 # synthetic benchmark at the CPU setting (20 epochs), studio -> the three other domains, seeds 1-3.
 #   bash scripts/vit_table.sh [DATA_ROOT=data] [SEEDS="1 2 3"] [OUT=output/vit_table] [KEY VALUE ...]
 # KEY VALUE pairs go to every run (e.g. OPTIM.MAX_EPOCH 1 for a quick check of the script).
-# Output: OUT/synthetic_dg/studio/<NAME>/{vit_cpu,smallcnn_cpu}/seedN, then the table (rows "TSN", "APN",
+# Output: OUT/synthetic_dg/studio/<NAME>/{vit_cpu,smallcnn_cpu}/hp0_seedN_<hash>, then the table (rows "TSN", "APN",
 # "TSN (ViT-tiny)", "APN (ViT-tiny)"; columns base and ADA*) in OUT/synthetic_dg/table_variants.{md,csv}.
 # Its own OUT by default: a grid folder that also holds other settings of these methods (e.g. APN_60ep) would
 # put two settings in one cell, which parse_test_res.py refuses.

@@ -8,6 +8,7 @@ was when launched again, and a preempted or timed-out SLURM job is requeued (sub
 import os
 import os.path as osp
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,12 @@ class Job(NamedTuple):
 
 def command(job: Job) -> List[str]:
     return [sys.executable, osp.relpath(TRAIN), *job.argv]
+
+
+def shown_python() -> str:
+    """`python` when that is this interpreter on PATH (commands a person copies), else its full path."""
+    found = shutil.which("python")
+    return "python" if found and osp.realpath(found) == osp.realpath(sys.executable) else sys.executable
 
 
 def run_local(jobs: Sequence[Job]) -> List[Job]:
@@ -102,7 +109,7 @@ def run_parallel(jobs: Sequence[Job], slots: int) -> List[Job]:
 def print_commands(jobs: Sequence[Job]) -> None:
     """One shell command per line on stdout (for xargs -P, GNU parallel or an sbatch --array script)."""
     for job in jobs:
-        print(shlex.join(command(job)))
+        print(shlex.join([shown_python(), *command(job)[1:]]))
     print(f"{len(jobs)} command(s); run them from {os.getcwd()}", file=sys.stderr)
 
 

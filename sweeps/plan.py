@@ -22,22 +22,6 @@ import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-# The paper's SOURCE -> TARGETS tasks of each benchmark (None: leave-one-domain-out only), and its domains.
-BENCHMARKS = {
-    "synthetic_dg": ([("studio", "street sketch glimpse")], "studio street sketch glimpse"),
-    "ucf_hmdb": ([("ucf", "hmdb"), ("hmdb", "ucf")], "ucf hmdb"),  # Table 1
-    "ssv2_dg": ([("doing", "pretending"), ("pretending", "doing")], "doing pretending"),  # Table 3
-    "pku_mmd": ([("left", "middle right"), ("middle", "left right"), ("right", "left middle")],
-                "left middle right"),  # Table 4
-    "ntu_rgbd": ([("camera1", "camera2 camera3"), ("camera2", "camera1 camera3"), ("camera3", "camera1 camera2")],
-                 "camera1 camera2 camera3"),  # Table 5
-    "epic_kitchens_dg": ([("D1", "D2 D3"), ("D2", "D1 D3"), ("D3", "D1 D2")], "D1 D2 D3"),  # STDN's tasks
-    "jester_dg": ([("source", "target")], "source target"),
-    # image DG sets as one-frame clips, reported leave-one-domain-out as Dassl does
-    "pacs": (None, "art_painting cartoon photo sketch"),
-    "digits_dg": (None, "mnist mnist_m svhn syn"),
-    "office_home_dg": (None, "art clipart product real_world"),
-}
 STATES = ("done", "running", "queued", "incomplete", "not started", "differs")
 SWEEP_FILE = "sweep.json"  # what the sweep made a folder for (method, task, draw, seed), written before the run
 SLURM_FILE = ".slurm_job"  # the SLURM job id of a submitted run, written by the slurm launcher
@@ -63,21 +47,35 @@ class Benchmark(NamedTuple):
     setting: str  # default setting: configs/trainers/TRAINER/<setting>.yaml
 
 
+def _benchmark_tasks():
+    """scripts/benchmark_tasks.py as a module: a benchmark's dataset class and its tasks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_tasks", osp.join(REPO, "scripts", "benchmark_tasks.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def parse_benchmark(spec: str) -> Benchmark:
-    """"synthetic_dg" (the paper's tasks) or "synthetic_dg:lodo" (each domain once the target, the rest sources;
-    the image DG sets always)."""
+    """"synthetic_dg" (the tasks the benchmark reports, its dataset class's default protocol) or
+    "synthetic_dg:lodo" (each domain once the target, the rest sources). The tasks come from the dataset class
+    that configs/datasets/BENCHMARK.yaml names (VideoDGDataset.tasks), the one list of them."""
     name, _, protocol = spec.partition(":")
-    if name not in BENCHMARKS:
-        raise SystemExit(f"Unknown benchmark '{name}': use {', '.join(BENCHMARKS)} (':lodo' for leave-one-domain-out)")
+    tasks_of = _benchmark_tasks()
+    if name not in tasks_of.benchmarks():
+        raise SystemExit(f"Unknown benchmark '{name}': use {', '.join(tasks_of.benchmarks())} (':lodo' for "
+                         "leave-one-domain-out)")
     if protocol not in ("", "lodo"):
         raise SystemExit(f"Unknown protocol ':{protocol}' in --benchmark {spec}: the only one is ':lodo'")
-    pairs, domains = BENCHMARKS[name]
-    lodo = bool(protocol) or pairs is None
-    if lodo:
-        every = domains.split()
-        tasks = [Task(tuple(d for d in every if d != target), (target,)) for target in every]
-    else:
-        tasks = [Task(tuple(s.split()), tuple(t.split())) for s, t in pairs]
+    dataset = tasks_of.dataset_class(name)
+    if not hasattr(dataset, "tasks"):
+        raise SystemExit(f"--benchmark {name}: its dataset {dataset.__name__} names no tasks (a VideoDGDataset does)")
+    tasks = [Task(tuple(sources), tuple(targets)) for sources, targets in dataset.tasks(protocol)]
+    if not tasks:
+        raise SystemExit(f"--benchmark {name}: {dataset.__name__} reads its domains from your files, so it has no "
+                         "fixed tasks; run train.py with --source-domains and --target-domains (docs/datasets.md)")
+    lodo = (protocol or dataset.default_protocol) == "lodo"
     return Benchmark(name, lodo, tasks, "smallcnn_cpu" if name == "synthetic_dg" else "r50_paper")
 
 
@@ -168,8 +166,9 @@ def applies(cfg, applies_to: str) -> bool:
     if applies_to == EVERY_RUN:
         return True
     key, _, value = applies_to.partition("=")
+    negated = key.endswith("!")
     try:
-        return str(cfg_value(cfg, key)) == value
+        return (str(cfg_value(cfg, key.rstrip("!"))) == value) != negated
     except KeyError:
         return False
 
@@ -182,7 +181,7 @@ def draw_hparams(cfg, method: str, task: str, index: int, fixed: Sequence[str]) 
     drawn: Dict[str, object] = {}
     if index == 0:
         return drawn
-    for applies_to, space in SEARCH_SPACES:
+    for applies_to, space, _ in SEARCH_SPACES:
         if not applies(cfg, applies_to):
             continue
         for key, distribution in space.items():
@@ -279,11 +278,13 @@ def budget_pairs(budget: Optional[str]) -> Tuple[Tuple[str, str], ...]:
     return (("TRAIN.BUDGET", budget),)
 
 
-def make_plan(benchmark: Benchmark, methods: Sequence[Method], setting: str, n_hparams: int, n_trials: int,
+def make_plan(benchmark: Benchmark, methods: Sequence[Method], setting: str, n_hparams: int, seeds: Sequence[int],
               out: str, root: str, common: Sequence[Tuple[str, str]]) -> Plan:
-    """Every run of the sweep, in order: task, method, draw, seed."""
-    if n_hparams < 1 or n_trials < 1:
+    """Every run of the sweep, in order: task, method, draw, seed (the trial seeds, e.g. 1..N)."""
+    if n_hparams < 1 or not seeds:
         raise SystemExit("--n-hparams and --n-trials must be at least 1")
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds {' '.join(map(str, seeds))}: a seed is given twice")
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise SystemExit(f"Two methods share a name in --methods ({', '.join(names)}): give each NAME=TRAINER,...")
@@ -297,7 +298,7 @@ def make_plan(benchmark: Benchmark, methods: Sequence[Method], setting: str, n_h
             for index in range(n_hparams):
                 drawn = draw_hparams(base, method.name, task.name, index, fixed)
                 drawn_pairs = [(k, repr(v) if not isinstance(v, str) else v) for k, v in drawn.items()]
-                for seed in range(1, n_trials + 1):
+                for seed in seeds:
                     argv = train_argv(method, task, benchmark, own, root, seed, "", drawn_pairs + pairs)
                     config = config_dict(merged_config(argv))
                     folder = osp.join(out, benchmark.name, task.folder, method.name, own,

@@ -1,10 +1,12 @@
 """Shared test helpers: a tiny synthetic benchmark setting, train.py runs in this process or in a child."""
+import contextlib
 import functools
 import importlib.util
 import io
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 from typing import List
@@ -79,3 +81,22 @@ def train_on(engine: str, args: List[str]) -> str:
     from framework import ENGINE
 
     return train_in_process(args) if engine == ENGINE else run_train(args, engine).stdout
+
+
+def run_bounded(cmd: List[str], what: str, timeout_s: float, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, capture_output=True, text=True, **kwargs), bounded: past timeout_s the child and every
+    process it started (its own session) are killed and the test fails, naming `what` and the command, so that a
+    hung child cannot hang the suite."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except BaseException as stop:  # the limit, or pytest-timeout / Ctrl-C: no process of the child's is left running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        if not isinstance(stop, subprocess.TimeoutExpired):
+            raise
+        pytest.fail(f"Gave up waiting for {what} after {timeout_s:g} s (killed): {' '.join(map(str, cmd))}\n"
+                    f"{stdout[-2000:]}{stderr[-2000:]}", pytrace=False)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)

@@ -11,12 +11,16 @@ import yaml
 import sweep  # in-process for the steps that plan and compare within one process
 from sweeps.plan import (cli_value, make_plan, parse_benchmark, parse_method, parse_pairs, run_state,
                          SWEEP_FILE, budget_pairs)
-from tests.helpers import REPO, TINY_SYNTHETIC
+from tests.helpers import REPO, TINY_SYNTHETIC, read_results, run_bounded
+
+PLAN_LIMIT_S = 300  # a child that plans a sweep (builds its configs) or prints its draws
+SWEEP_LIMIT_S = 480  # a sweep.py command that trains two tiny 1-epoch runs
 
 
 def plan_for(tmp_path, methods, n_hparams=2, n_trials=2, benchmark="synthetic_dg", pairs=()):
     return make_plan(parse_benchmark(benchmark), [parse_method(m) for m in methods], "smallcnn_cpu", n_hparams,
-                     n_trials, str(tmp_path / "out"), str(tmp_path / "data"), parse_pairs(list(pairs)))
+                     list(range(1, n_trials + 1)), str(tmp_path / "out"), str(tmp_path / "data"),
+                     parse_pairs(list(pairs)))
 
 
 def test_method_specs_keep_commas_inside_brackets_and_read_bare_list_items():
@@ -46,7 +50,7 @@ def test_draw_zero_is_the_config_and_later_draws_are_shared_by_trials_and_fixed_
     assert runs["TSN", 1, 1].drawn != runs["TSN", 2, 1].drawn
     apn = runs["APN", 1, 1].drawn
     assert set(apn) == {"OPTIM.LR", "OPTIM.WEIGHT_DECAY", "DATALOADER.TRAIN_X.BATCH_SIZE", "TRAINER.APN.GAMMA",
-                        "TRAINER.APN.ETA"}
+                        "TRAINER.APN.ETA", "MODEL.PYRAMID.DROPOUT"}  # the trainer's space and its head's
     assert set(runs["TSN", 1, 1].drawn) == {"OPTIM.LR", "OPTIM.WEIGHT_DECAY", "DATALOADER.TRAIN_X.BATCH_SIZE"}
     assert 0.001 <= apn["TRAINER.APN.GAMMA"] <= 1.0 and base_lr * 0.1 <= apn["OPTIM.LR"] <= base_lr * 3.0
     assert runs["APN", 1, 1].config["TRAINER"]["APN"]["GAMMA"] == apn["TRAINER.APN.GAMMA"]  # the draw is in the config
@@ -61,11 +65,46 @@ def test_draw_zero_is_the_config_and_later_draws_are_shared_by_trials_and_fixed_
 def test_draws_do_not_depend_on_pythons_string_hash(tmp_path):
     code = ("import json; from tests.test_sweep import plan_for; from pathlib import Path; "
             f"print(json.dumps([r.drawn for r in plan_for(Path({str(tmp_path)!r}), ['APN'], 3, 1).runs]))")
-    outputs = [subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONHASHSEED=seed, VIDEODG_ENGINE="builtin")) for seed in "12"]
+    outputs = [run_bounded([sys.executable, "-c", code], f"the draws with PYTHONHASHSEED={seed}", PLAN_LIMIT_S,
+                           cwd=REPO, env=dict(os.environ, PYTHONHASHSEED=seed, VIDEODG_ENGINE="builtin"))
+               for seed in "12"]
     assert all(p.returncode == 0 for p in outputs), outputs[0].stderr[-2000:]
     assert outputs[0].stdout.splitlines()[-1] == outputs[1].stdout.splitlines()[-1]
     assert json.loads(outputs[0].stdout.splitlines()[-1])[1]  # draw 1 drew something
+
+
+def test_every_search_space_names_a_registered_component_and_keys_its_runs_have():
+    from defaults import EVERY_RUN, SEARCH_SPACES
+    from framework import HEAD_REGISTRY, TRAINER_REGISTRY
+    from sweeps.plan import applies, cfg_value
+    from trainers.dassl_dg import DASSL_ADAPTERS
+    from train import default_cfg
+
+    cfg = default_cfg()
+    registries = {"TRAINER.NAME": (TRAINER_REGISTRY, DASSL_ADAPTERS), "MODEL.HEAD.NAME": (HEAD_REGISTRY, ())}
+    assert {s.declared_in for s in SEARCH_SPACES} >= {"defaults", "trainers.rsc", "trainers.stdn", "trainers.dassl_dg",
+                                                       "models.heads.apn_pyramid", "models.backbones.frame_encoders"}
+    for declared in SEARCH_SPACES:
+        key, _, value = declared.applies_to.partition("=")
+        if key in registries:  # a misspelt name would silently never apply
+            registry, adapters = registries[key]
+            assert value in registry or value in adapters, f"{declared.declared_in}: {declared.applies_to}"
+        else:
+            assert declared.applies_to == EVERY_RUN or key.endswith("!"), declared
+        if value in DASSL_ADAPTERS and key.split(".")[1] not in cfg.TRAINER:
+            continue  # the node of a Dassl trainer exists where real Dassl is installed
+        for drawn_key in declared.space:
+            cfg_value(cfg, drawn_key)  # KeyError: a key no config has
+    assert not applies(cfg, "MODEL.BACKBONE.MIXSTYLE.LAYERS!=[]")  # MixStyle is off by default
+
+
+@pytest.mark.slow
+def test_a_negated_condition_draws_mixstyle_only_where_it_is_on(tmp_path):
+    plan = plan_for(tmp_path, ["TSN=VideoVanilla", "MIX=VideoVanilla,MODEL.BACKBONE.MIXSTYLE.LAYERS=[conv1,conv2]"],
+                    n_hparams=2, n_trials=1)
+    drawn = {r.method.name: r.drawn for r in plan.runs if r.hparam == 1}
+    assert {"MODEL.BACKBONE.MIXSTYLE.P", "MODEL.BACKBONE.MIXSTYLE.ALPHA"} <= set(drawn["MIX"])
+    assert not any(k.startswith("MODEL.BACKBONE.MIXSTYLE") for k in drawn["TSN"])
 
 
 @pytest.mark.slow
@@ -109,7 +148,7 @@ def test_status_tells_done_running_incomplete_differing_and_delete_incomplete_ke
     with open(os.path.join(done.folder, "results.json"), "w") as f:
         json.dump([], f)
     claim_output_dir(running.folder)  # this process holds it, as a training run would
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = run_bounded([sys.executable, "-c", "import os; print(os.getpid())"], "a process that prints its pid", 60)
     with open(os.path.join(incomplete.folder, ".run.lock"), "w") as f:  # left by a process that has exited
         json.dump({"pid": int(gone.stdout), "host": os.uname().nodename}, f)
     other = dict(differs.config, SEED=99)
@@ -129,15 +168,16 @@ def test_status_tells_done_running_incomplete_differing_and_delete_incomplete_ke
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_parallel_sweep_runs_skips_what_is_done_and_collects(tmp_path):
+def test_parallel_sweep_runs_skips_what_is_done_and_collects(data_root, tmp_path):
     # every step in its own process, as a user runs it (a pytest process may hold components other tests added)
     common = ["--benchmark", "synthetic_dg", "--n-hparams", "2", "--n-trials", "1", "--out", str(tmp_path / "out"),
-              "--root", str(tmp_path / "data")]
-    pairs = ["--", "OPTIM.MAX_EPOCH", "1", *TINY_SYNTHETIC]
+              "--root", data_root]
+    # an oracle holdout of a third of each target domain's clips: collect selects by both criteria
+    pairs = ["--", "OPTIM.MAX_EPOCH", "1", "DATASET.ORACLE_HOLDOUT", "0.34", *TINY_SYNTHETIC]
 
     def sweep(*args: str, method: str = "TSN=VideoVanilla") -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "sweep.py", *args, "--methods", method, *common, *pairs], cwd=REPO,
-                              env=dict(os.environ, VIDEODG_ENGINE="builtin"), capture_output=True, text=True)
+        proc = run_bounded([sys.executable, "sweep.py", *args, "--methods", method, *common, *pairs],
+                           f"sweep.py {args[0]}", SWEEP_LIMIT_S, cwd=REPO, env=dict(os.environ, VIDEODG_ENGINE="builtin"))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc
 
@@ -153,14 +193,25 @@ def test_parallel_sweep_runs_skips_what_is_done_and_collects(tmp_path):
 
     out = sweep("collect").stdout
     tables = tmp_path / "out" / "synthetic_dg" / "tables"
-    for name in ("methods", "paper", "variants"):
-        for ext in ("md", "csv", "tex"):
-            assert (tables / f"{name}_source_val.{ext}").is_file()
+    for criterion in ("source_val", "oracle"):
+        for name in ("methods", "paper", "variants"):
+            for ext in ("md", "csv", "tex"):
+                assert (tables / f"{name}_{criterion}.{ext}").is_file()
     chosen = json.loads((tables / "hparams_source_val.json").read_text())
-    assert len(chosen) == 1 and chosen[0]["method"] == "TSN" and chosen[0]["draw"] in (0, 1)
-    run = chosen[0]["runs"][0]
-    with open(os.path.join(run, "results.json")) as f:
-        target = next(r["accuracy"] for r in json.load(f) if r["split"] == "target" and r["domain"] == "pooled")
-    with open(os.path.join(run, SWEEP_FILE)) as f:
-        assert json.load(f)["hparam"] == chosen[0]["draw"]
-    assert f"| TSN      | {target:.2f} (n 1)" in out
+    assert chosen["criterion"] == "source_val" and "ORACLE" not in chosen["title"]
+    (cell,) = chosen["cells"]
+    assert cell["method"] == "TSN" and cell["draw"] in (0, 1)
+    with open(os.path.join(cell["runs"][0], SWEEP_FILE)) as f:
+        assert json.load(f)["hparam"] == cell["draw"]
+    rows = read_results(cell["runs"][0])
+    assert rows[("target", "pooled")]["n"] == 3 * 8 * 2  # the held-out clip of each class is not reported
+    # each criterion in its own section; the oracle's title, files and numbers say oracle
+    honest, oracle = out.split("### ")[1:]
+    assert "ORACLE" not in honest and "ORACLE, target-domain selection" in oracle.splitlines()[0]
+    assert f"| TSN      | {rows[('target', 'pooled')]['accuracy']:.2f} (n 1)" in honest
+    assert "ORACLE" not in (tables / "methods_source_val.md").read_text()
+    assert (tables / "methods_oracle.md").read_text().startswith("methods table: ") and \
+        "ORACLE, target-domain selection" in (tables / "methods_oracle.md").read_text().splitlines()[0]
+    (oracle_cell,) = json.loads((tables / "hparams_oracle.json").read_text())["cells"]
+    oracle_rows = read_results(oracle_cell["runs"][0])
+    assert f"| TSN      | {oracle_rows[('oracle target', 'pooled')]['accuracy']:.2f} (n 1)" in oracle

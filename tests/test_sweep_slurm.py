@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import REPO, TINY_SYNTHETIC
+from tests.helpers import REPO, TINY_SYNTHETIC, run_bounded
 
 _spec = importlib.util.spec_from_file_location("local_slurm", osp.join(REPO, "tools", "local_slurm.py"))
 local_slurm = importlib.util.module_from_spec(_spec)
@@ -27,6 +27,8 @@ _spec.loader.exec_module(local_slurm)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 WAIT_LIMIT_S = 900  # a safety net for a broken cluster: every wait below ends on a state or a file
+COMMAND_LIMIT_S = 60  # one squeue / scancel / scontrol call
+SWEEP_LIMIT_S = 600  # one sweep.py command (launch plans the 4 runs first), or the 10-epoch tiny run
 
 
 def missing_requirement() -> str:
@@ -49,8 +51,8 @@ def slurm_env():
         pytest.skip(reason)
     folder = tempfile.mkdtemp(prefix="slurm-")  # a short path: munge's socket path is limited to 108 bytes
     try:
-        proc = subprocess.run([sys.executable, osp.join(REPO, "tools", "local_slurm.py"), "start", folder],
-                              capture_output=True, text=True)
+        proc = run_bounded([sys.executable, osp.join(REPO, "tools", "local_slurm.py"), "start", folder],
+                           "the local SLURM cluster to start", local_slurm.START_TIMEOUT_S + 4 * COMMAND_LIMIT_S)
         if proc.returncode != 0:
             pytest.fail(f"The local SLURM cluster did not start:\n{proc.stdout}{proc.stderr}")
         yield dict(os.environ, SLURM_CONF=osp.join(folder, "slurm.conf"), VIDEODG_ENGINE="builtin",
@@ -64,13 +66,13 @@ def wait_for(condition, what: str, env) -> None:
     deadline = time.monotonic() + WAIT_LIMIT_S
     while not condition():
         if time.monotonic() > deadline:
-            queue = subprocess.run(["squeue"], capture_output=True, text=True, env=env).stdout
+            queue = run_bounded(["squeue"], "squeue", COMMAND_LIMIT_S, env=env).stdout
             pytest.fail(f"Gave up waiting for {what} after {WAIT_LIMIT_S} s; squeue:\n{queue}")
         time.sleep(0.1)
 
 
 def squeue_state(job: str, env) -> str:
-    proc = subprocess.run(["squeue", "-h", "-o", "%T", "-j", job], capture_output=True, text=True, env=env)
+    proc = run_bounded(["squeue", "-h", "-o", "%T", "-j", job], f"squeue on job {job}", COMMAND_LIMIT_S, env=env)
     return proc.stdout.strip()
 
 
@@ -90,8 +92,8 @@ def test_slurm_sweep_runs_as_one_job_array_requeues_a_preempted_run_that_resumes
                "--root", str(tmp_path / "data")]
 
     def sweep(*args: str, out: str = str(tmp_path / "out")) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "sweep.py", *args, *options, "--out", out, "--", *pairs], cwd=REPO,
-                              env=slurm_env, capture_output=True, text=True)
+        return run_bounded([sys.executable, "sweep.py", *args, *options, "--out", out, "--", *pairs],
+                           f"sweep.py {args[0]}", SWEEP_LIMIT_S, cwd=REPO, env=slurm_env)
 
     launch = sweep("launch", "--launcher", "slurm", "--gpus", "0", "--cpus", "1", "--time", "30")
     assert launch.returncode == 0, launch.stdout + launch.stderr
@@ -111,15 +113,25 @@ def test_slurm_sweep_runs_as_one_job_array_requeues_a_preempted_run_that_resumes
         assert victim.encode() in f.read(), "the lock names another process"
     os.kill(pid, signal.SIGSTOP)
     assert not osp.isfile(osp.join(victim, "results.json")), "the run finished before it could be preempted"
-    # (scancel may exit non-zero: the requeue can complete the job step while it is still signalling it)
-    subprocess.run(["scancel", "--signal=USR2", job], env=slurm_env, capture_output=True)
-    wait_for(lambda: squeue_state(job, slurm_env) == "PENDING", "the requeued job", slurm_env)
+    # scancel is not waited on: the requeue completes the job step while scancel is still signalling it, and
+    # scancel then retries for minutes and may exit non-zero. What counts is the state the job reaches.
+    signaller = subprocess.Popen(["scancel", "--signal=USR2", job], env=slurm_env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: squeue_state(job, slurm_env) == "PENDING", "the requeued job", slurm_env)
+    finally:
+        try:
+            signaller.wait(timeout=COMMAND_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            signaller.kill()
+            signaller.wait()
     run = SimpleNamespace(folder=victim, config=saved_config(victim))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
         assert run_state(run, queued_slurm_jobs(jobs)) == "queued"  # not "incomplete": launch leaves it alone
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, env=slurm_env)  # skip
-    # the requeue's begin-time delay
+    update = run_bounded(["scontrol", "update", f"JobId={job}", "StartTime=now"], "scontrol update",
+                         COMMAND_LIMIT_S, env=slurm_env)  # skip the requeue's begin-time delay
+    assert update.returncode == 0, update.stdout + update.stderr
 
     wait_for(lambda: all(osp.isfile(osp.join(f, "results.json")) for f in folders), "every run", slurm_env)
     wait_for(lambda: not squeue_state(job, slurm_env), "the jobs to leave the queue", slurm_env)
@@ -129,7 +141,8 @@ def test_slurm_sweep_runs_as_one_job_array_requeues_a_preempted_run_that_resumes
     printed = sweep("launch", "--launcher", "print", out=str(tmp_path / "uninterrupted")).stdout.splitlines()
     (command,) = [line for line in printed if osp.basename(victim) in line]
     tokens = shlex.split(command)
-    subprocess.run(tokens, cwd=REPO, env=slurm_env, check=True, capture_output=True)
+    uninterrupted = run_bounded(tokens, "the uninterrupted run", SWEEP_LIMIT_S, cwd=REPO, env=slurm_env)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
     assert results(victim) == results(tokens[tokens.index("--output-dir") + 1])
 
     status = sweep("status")

@@ -27,6 +27,7 @@ DAEMONS = ("slurmd", "slurmctld", "munged")  # stopped in this order
 # the daemons live in /usr/sbin, which a non-login shell's PATH may lack
 os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 START_TIMEOUT_S = 120  # how long the node may take to report idle before start gives up
+COMMAND_TIMEOUT_S = 60  # any one SLURM or munge command; one that hangs (a daemon not answering) is an error
 
 
 def missing_programs() -> List[str]:
@@ -42,7 +43,8 @@ def free_port() -> int:
 
 def node_line() -> str:
     """This host's hardware as slurmd detects it (NodeName=... CPUs=... RealMemory=...)."""
-    first = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    first = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True,
+                           timeout=COMMAND_TIMEOUT_S).stdout.splitlines()[0]
     return f"{first} NodeAddr=127.0.0.1 State=UNKNOWN"
 
 
@@ -89,8 +91,16 @@ def environment(folder: str) -> Dict[str, str]:
     return {**os.environ, "SLURM_CONF": osp.join(folder, "slurm.conf")}
 
 
+def bounded(cmd: List[str], folder: str) -> subprocess.CompletedProcess:
+    """cmd against the cluster in `folder`; RuntimeError naming the command when it runs past COMMAND_TIMEOUT_S."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=environment(folder), timeout=COMMAND_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(cmd)} did not return within {COMMAND_TIMEOUT_S} s; logs: {folder}/*.log") from None
+
+
 def run(cmd: List[str], folder: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=environment(folder))
+    proc = bounded(cmd, folder)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}"
                            f"\nLogs: {folder}/*.log")
@@ -116,7 +126,7 @@ def start(folder: str) -> str:
     deadline = time.monotonic() + START_TIMEOUT_S
     state = ""
     while time.monotonic() < deadline:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=environment(folder))
+        proc = bounded(["sinfo", "-h", "-o", "%T"], folder)
         state = proc.stdout.strip()
         if state == "idle":
             return conf
@@ -143,16 +153,18 @@ def _alive(pid: int) -> bool:
 
 def cancel_jobs(folder: str, grace_s: float) -> None:
     """Cancel every job of the cluster (all are the tests'), so that no job step outlives slurmd."""
-    env = environment(folder)
     if not _alive(_pid(folder, "slurmctld")):
         return
-    subprocess.run(["scancel", "--partition=debug"], capture_output=True, env=env)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        proc = subprocess.run(["squeue", "-h", "-o", "%A"], capture_output=True, text=True, env=env)
-        if proc.returncode != 0 or not proc.stdout.strip():
-            return
-        time.sleep(0.5)
+    try:
+        bounded(["scancel", "--partition=debug"], folder)
+        while time.monotonic() < deadline:
+            proc = bounded(["squeue", "-h", "-o", "%A"], folder)
+            if proc.returncode != 0 or not proc.stdout.strip():
+                return
+            time.sleep(0.5)
+    except RuntimeError as e:  # a controller that does not answer: stop() kills the daemons anyway
+        print(f"Cancelling the jobs: {e}", file=sys.stderr)
 
 
 def stop(folder: str, grace_s: float = 30.0) -> None:
@@ -184,7 +196,7 @@ def main(argv=None) -> int:
     folder = args.folder or tempfile.mkdtemp(prefix="slurm-")
     try:
         conf = start(folder)
-    except (RuntimeError, subprocess.CalledProcessError) as e:
+    except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         stop(folder)
         print(f"Could not start the local SLURM cluster: {e}", file=sys.stderr)
         return 1

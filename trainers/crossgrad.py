@@ -16,7 +16,7 @@ source domains (a domain classifier of one domain has nothing to learn). F alone
 import torch
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
+from defaults import CN, LogUniform, Uniform, config_defaults, search_space
 from framework import TRAINER_REGISTRY
 from trainers.requirements import Requirements
 from trainers.video_trainer import VideoTrainer, accuracy
@@ -31,6 +31,16 @@ def _crossgrad_defaults(cfg) -> None:
     cfg.TRAINER.VIDEOCROSSGRAD.ALPHA_F = 0.5  # weight of F's loss on domain-perturbed clips
     cfg.TRAINER.VIDEOCROSSGRAD.ALPHA_D = 0.5  # weight of D's loss on label-perturbed clips
     cfg.TRAINER.VIDEOCROSSGRAD.GRAD_CLAMP = 0.1  # clamp input gradients to +-this before stepping (<= 0: no clamp)
+
+
+def crossgrad_space(node: str) -> dict:
+    """The perturbation steps (log scale around Dassl's 1.0) and the weights of the perturbed-clip losses;
+    GRAD_CLAMP stays: with the step it sets one perturbation size, which EPS already spans."""
+    return {f"TRAINER.{node}.EPS_F": LogUniform(0.1, 10.0), f"TRAINER.{node}.EPS_D": LogUniform(0.1, 10.0),
+            f"TRAINER.{node}.ALPHA_F": Uniform(0.1, 0.9), f"TRAINER.{node}.ALPHA_D": Uniform(0.1, 0.9)}
+
+
+search_space("TRAINER.NAME=VideoCrossGrad", crossgrad_space("VIDEOCROSSGRAD"))
 
 
 def input_gradient(net, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

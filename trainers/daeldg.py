@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from defaults import CN, config_defaults
+from defaults import CN, LogUniform, Uniform, config_defaults, search_space
 from framework import TRAINER_REGISTRY
 from trainers.requirements import Requirements
 from trainers.video_trainer import VideoTrainer, accuracy
@@ -39,10 +39,18 @@ def add_strong_view_keys(node: CN) -> None:
     node.NOISE_STD = 0.15  # gaussian_noise: std of noise added to the normalised clip
 
 
+def strong_view_space(node: str) -> dict:
+    """How strong the strong view is: its noise and its grey share (the jitter ranges stay Dassl's)."""
+    return {f"TRAINER.{node}.NOISE_STD": LogUniform(0.05, 0.5), f"TRAINER.{node}.GRAYSCALE_P": Uniform(0.0, 0.5)}
+
+
 @config_defaults
 def _daeldg_defaults(cfg) -> None:
     cfg.TRAINER.VIDEODAELDG = CN()  # the strong augmentation is a clip transform (Dassl's are image transforms)
     add_strong_view_keys(cfg.TRAINER.VIDEODAELDG)
+
+
+search_space("TRAINER.NAME=VideoDAELDG", strong_view_space("VIDEODAELDG"))
 
 
 class StrongClipTransform:

@@ -16,12 +16,13 @@ DAELDG node gets the keys of the strong clip view (trainers/daeldg.py), which be
 """
 import sys
 
-from defaults import config_defaults
+from defaults import config_defaults, search_space
 from framework import ENGINE, TRAINER_REGISTRY
-from trainers.crossgrad import VideoCrossGrad
-from trainers.daeldg import VideoDAELDG, add_strong_view_keys, build_feature_net_and_experts, weak_and_strong_transforms
-from trainers.ddaig import VideoDDAIG, build_ddaig_networks
-from trainers.domainmix import mix_requirements
+from trainers.crossgrad import VideoCrossGrad, crossgrad_space
+from trainers.daeldg import (VideoDAELDG, add_strong_view_keys, build_feature_net_and_experts, strong_view_space,
+                             weak_and_strong_transforms)
+from trainers.ddaig import VideoDDAIG, build_ddaig_networks, ddaig_space
+from trainers.domainmix import mix_requirements, mix_space
 from trainers.requirements import Requirements
 from trainers.video_trainer import VideoTrainerMixin
 
@@ -36,6 +37,11 @@ def _adapter_settings(cfg) -> None:
     if "DAELDG" in cfg.TRAINER:
         add_strong_view_keys(cfg.TRAINER.DAELDG)  # Dassl's default () has no strong view
 
+
+# The spaces of this project's versions, in Dassl's nodes
+for _adapter, _node, _space in (("DasslCrossGrad", "CROSSGRAD", crossgrad_space), ("DasslDDAIG", "DDAIG", ddaig_space),
+                                ("DasslDAELDG", "DAELDG", strong_view_space), ("DasslDomainMix", "DOMAINMIX", mix_space)):
+    search_space(f"TRAINER.NAME={_adapter}", _space(_node))
 
 if ENGINE == "dassl":
     _dassl = TRAINER_REGISTRY.get  # Dassl's own trainers, registered by `import dassl.engine`

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
+from defaults import CN, LogUniform, Uniform, config_defaults, search_space
 from framework import NETWORK_REGISTRY, TRAINER_REGISTRY, build_network
 from trainers.requirements import Requirements
 from trainers.video_trainer import VideoTrainer, accuracy
@@ -36,6 +36,14 @@ def _ddaig_defaults(cfg) -> None:
     cfg.TRAINER.VIDEODDAIG.CLAMP_MAX = 1.0
     cfg.TRAINER.VIDEODDAIG.WARMUP = 0  # epochs during which F trains on clean clips only
     cfg.TRAINER.VIDEODDAIG.ALPHA = 0.5  # weight of F's loss on perturbed clips
+
+
+def ddaig_space(node: str) -> dict:
+    """The perturbation strength (log scale around 0.3) and the weight of F's loss on perturbed clips."""
+    return {f"TRAINER.{node}.LMDA": LogUniform(0.05, 1.0), f"TRAINER.{node}.ALPHA": Uniform(0.1, 0.9)}
+
+
+search_space("TRAINER.NAME=VideoDDAIG", ddaig_space("VIDEODDAIG"))
 
 
 class ClipPerturbationFCN(nn.Module):

@@ -58,8 +58,8 @@ class DataParallelMixin:
         seed = broadcast_object(cfg.SEED if cfg.SEED >= 0 else int(torch.randint(2**31 - 1, (1, ))))
         self.train_loader_x = shard_loader(self.train_loader_x, shuffle=sampler == "RandomSampler", seed=seed,
                                            train=True)
-        for name in ("val_loader", "test_loader"):
-            loader = getattr(self, name)
+        for name in ("val_loader", "test_loader", "oracle_loader"):
+            loader = getattr(self, name, None)
             if loader is not None:
                 setattr(self, name, shard_loader(loader, shuffle=False, seed=0, train=False))
         batch = cfg.DATALOADER.TRAIN_X.BATCH_SIZE

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
+from defaults import CN, LogUniform, config_defaults, search_space
 from framework import TRAINER_REGISTRY
 from trainers.requirements import Requirements
 from trainers.video_trainer import VideoTrainer, accuracy
@@ -27,6 +27,15 @@ def _domainmix_defaults(cfg) -> None:
     cfg.TRAINER.VIDEODOMAINMIX.TYPE = "crossdomain"  # partners: random (any sources) or crossdomain (2+ sources)
     cfg.TRAINER.VIDEODOMAINMIX.ALPHA = 1.0  # lam ~ Beta(ALPHA, BETA); ALPHA <= 0: no mixing
     cfg.TRAINER.VIDEODOMAINMIX.BETA = 1.0
+
+
+def mix_space(node: str) -> dict:
+    """The Beta distribution of the mixing weight, each parameter on a log scale around 1 (uniform lam); TYPE
+    names the method's variant (random or cross-domain partners), so it is not drawn."""
+    return {f"TRAINER.{node}.ALPHA": LogUniform(0.1, 10.0), f"TRAINER.{node}.BETA": LogUniform(0.1, 10.0)}
+
+
+search_space("TRAINER.NAME=VideoDomainMix", mix_space("VIDEODOMAINMIX"))
 
 
 def cross_domain_partners(domain: torch.Tensor, generator=None) -> torch.Tensor:

@@ -3,6 +3,11 @@
 `collect_predictions` runs a model over a loader and keeps logits, labels and domain indices; the other
 functions turn those into rows, print them as a table and write results.json / results.csv. ResultsTableMixin
 makes a trainer's final test that table (per-epoch validation stays the engine's).
+
+With DATASET.ORACLE_HOLDOUT > 0 the last-epoch model is also scored on the held-out target clips ("oracle
+holdout") and on the reported target clips ("oracle target"), before the engine deploys its final model. Those
+rows are in results.json for sweep.py collect's oracle criterion only: the printed table and results.csv leave
+them out, and one line titled ORACLE names them.
 """
 import csv
 import json
@@ -17,6 +22,7 @@ from sklearn.metrics import f1_score
 from tabulate import tabulate
 from tqdm import tqdm
 
+from analysis.runs import ORACLE_HOLDOUT, ORACLE_SPLITS, ORACLE_TARGET
 from framework import EVALUATION_HEADER
 from framework.distributed import gather_shards, is_main_process
 from video.loader import drop_skipped
@@ -84,23 +90,59 @@ def split_rows(split: str, domain_names: Sequence[str], preds: Predictions) -> L
 
 
 def print_and_save(rows: List[Dict], output_dir: str, title: str = "Results", basename: str = "results") -> None:
-    headers = list(rows[0].keys())
+    """Print the rows as a table and write them to BASENAME.json and .csv; oracle rows go to the JSON alone,
+    named on one line of their own."""
+    oracle = [row for row in rows if row["split"] in ORACLE_SPLITS]
+    rows_shown = [row for row in rows if row["split"] not in ORACLE_SPLITS]
+    headers = list(rows_shown[0].keys())
     # n counts evaluated clips only; the skipped column (unreadable clips left out) is printed when nonzero.
-    shown = [h for h in headers if h != "skipped" or any(row.get(h) for row in rows)]
-    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in shown] for row in rows]
+    shown = [h for h in headers if h != "skipped" or any(row.get(h) for row in rows_shown)]
+    table = [[f"{row[h]:.2f}" if isinstance(row[h], float) else row[h] for h in shown] for row in rows_shown]
     print(f"=> {title}")
     print(tabulate(table, headers=shown, tablefmt="github"))
+    if oracle:
+        print(oracle_line(oracle))
     os.makedirs(output_dir, exist_ok=True)
     with open(osp.join(output_dir, f"{basename}.json"), "w") as f:
         json.dump(rows, f, indent=1)
     with open(osp.join(output_dir, f"{basename}.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=headers)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(rows_shown)
     print(f"Results written to {osp.join(output_dir, basename)}.json and .csv")
 
 
+def overall_row(rows: Sequence[Dict], split: str):
+    """The pooled row of a split, or its one domain's row; None when it has neither."""
+    own = [row for row in rows if row["split"] == split]
+    pooled = [row for row in own if row["domain"] == "pooled"]
+    return pooled[0] if pooled else own[0] if len(own) == 1 else None
+
+
+def oracle_line(rows: Sequence[Dict]) -> str:
+    holdout, target = overall_row(rows, ORACLE_HOLDOUT), overall_row(rows, ORACLE_TARGET)
+    parts = [f"{name} {row['accuracy']:.2f}% (n {row['n']})" for name, row in
+             (("held-out target clips", holdout), ("target test", target)) if row is not None]
+    return ("=> ORACLE (target-domain selection, not a DG result; for sweep.py collect's oracle tables only): "
+            "the last-epoch model on the " + ", on the ".join(parts))
+
+
 class ResultsTableMixin:
+
+    def after_train(self):
+        """With an oracle holdout, score the last-epoch model (the one in memory now) for the oracle criterion
+        before the engine deploys the final model (best_val loads another epoch)."""
+        self.oracle_predictions = None
+        if getattr(self, "oracle_loader", None) is not None and not self.cfg.TEST.NO_TEST:
+            self.set_model_mode("eval")
+            holdout = collect_predictions(self.model_inference, self.oracle_loader, self.device,
+                                          desc="oracle holdout")
+            target = None  # last_step: the final test is the last-epoch model's
+            if self.cfg.TEST.FINAL_MODEL == "best_val":
+                target = collect_predictions(self.model_inference, self.test_loader, self.device,
+                                             desc="test, last epoch")
+            self.oracle_predictions = (holdout, target)
+        super().after_train()
 
     def test(self, split=None):
         if (split or self.cfg.TEST.SPLIT) == "val":
@@ -128,6 +170,10 @@ class ResultsTableMixin:
         if val is not None:
             rows += split_rows("source val", cfg.DATASET.SOURCE_DOMAINS, val)
         rows += split_rows("target", cfg.DATASET.TARGET_DOMAINS, test)
+        if getattr(self, "oracle_predictions", None) is not None:  # after training (not --eval-only)
+            holdout, target = self.oracle_predictions
+            rows += split_rows(ORACLE_HOLDOUT, cfg.DATASET.TARGET_DOMAINS, holdout)
+            rows += split_rows(ORACLE_TARGET, cfg.DATASET.TARGET_DOMAINS, test if target is None else target)
         print_and_save(rows, cfg.OUTPUT_DIR, title=f"{cfg.TRAINER.NAME} on {cfg.DATASET.NAME}")
         warn_if_one_class(test.probs, test.labels)
         if cfg.TEST.FIGURES:  # OUTPUT_DIR/figures/; a failure to draw is a warning (analysis/figures.py)

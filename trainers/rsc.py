@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
+from defaults import CN, Uniform, config_defaults, search_space
 from framework import TRAINER_REGISTRY
 from trainers.video_trainer import VideoTrainer, accuracy
 
@@ -27,6 +27,11 @@ def _rsc_defaults(cfg) -> None:
     cfg.TRAINER.VIDEORSC = CN()
     cfg.TRAINER.VIDEORSC.DROP_PERCENT = 1 / 3  # share of each frame's feature dimensions muted (paper: 1/3)
     cfg.TRAINER.VIDEORSC.BATCH_PERCENT = 1 / 3  # share of the clips challenged per batch (paper: 1/3)
+
+
+# DomainBed draws both shares from U(0, 0.5); from 0.05, so that a draw never turns RSC into ERM.
+search_space("TRAINER.NAME=VideoRSC", {"TRAINER.VIDEORSC.DROP_PERCENT": Uniform(0.05, 0.5),
+                                       "TRAINER.VIDEORSC.BATCH_PERCENT": Uniform(0.05, 0.5)})
 
 
 def challenge_mask(model, frames: torch.Tensor, label: torch.Tensor, drop: float, batch: float) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from defaults import CN, config_defaults
+from defaults import CN, Scaled, config_defaults, search_space
 from framework import TRAINER_REGISTRY
 from trainers.video_trainer import VideoTrainer, accuracy
 
@@ -40,6 +40,11 @@ def _stdn_trainer_defaults(cfg) -> None:
     cfg.TRAINER.STDN.LAMBDA_CROSS_RELATION = 0.5  # weight of the cross-relation loss (official script: 0.5)
     cfg.TRAINER.STDN.RELATION_DIM = 128  # hidden width of the cross-relation classifier r (official: 128)
     cfg.TRAINER.STDN.ENTROPY_OF = "assignment"  # see ENTROPY_READINGS; official: normalised
+
+
+# The weights of STDN's three extra losses, 0.1x to 10x the official script's; the widths stay (capacity).
+search_space("TRAINER.NAME=STDN", {f"TRAINER.STDN.{key}": Scaled(0.1, 10.0) for key in
+                                   ("LAMBDA_ENTROPY_MIN", "LAMBDA_ENTROPY_MEAN_MAX", "LAMBDA_CROSS_RELATION")})
 
 
 def entropy(p: torch.Tensor, dim: int) -> torch.Tensor:

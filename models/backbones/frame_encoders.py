@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from defaults import CN, config_defaults
+from defaults import CN, LogUniform, Uniform, config_defaults, search_space
 from framework import BACKBONE_REGISTRY, Backbone, load_checkpoint
 
 
@@ -41,6 +41,12 @@ def _mixstyle_defaults(cfg) -> None:
     # takes its partner from the second half and vice versa, which pairs different domains when batches are two
     # domain blocks (DATALOADER.TRAIN_X.SAMPLER RandomDomainSampler with TRAIN_X.N_DOMAIN 2).
     cfg.MODEL.BACKBONE.MIXSTYLE.MIX = "random"
+
+
+# Runs with MixStyle on (any trainer): how often a batch is mixed, and how far (Beta(ALPHA, ALPHA); the paper's
+# 0.1 mixes little, 1 gives a uniform weight). LAYERS names the variant, so it is not drawn.
+search_space("MODEL.BACKBONE.MIXSTYLE.LAYERS!=[]", {"MODEL.BACKBONE.MIXSTYLE.P": Uniform(0.1, 0.9),
+                                                     "MODEL.BACKBONE.MIXSTYLE.ALPHA": LogUniform(0.03, 1.0)})
 
 
 class ClipMixStyle(nn.Module):

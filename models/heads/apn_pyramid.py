@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional
 import torch
 import torch.nn as nn
 
-from defaults import CN, config_defaults
+from defaults import CN, Uniform, config_defaults, search_space
 from framework import HEAD_REGISTRY
 from models.attention import AttentionBlock
 from models.video_net import reads_config
@@ -46,6 +46,11 @@ def _pyramid_defaults(cfg) -> None:
     cfg.MODEL.PYRAMID.CAUSAL_QUERY = False  # official code: True (causal mask on the query self-attention)
     cfg.MODEL.PYRAMID.RESIDUAL_DROPOUT = True  # official code: False (dropout on attention weights only)
     cfg.MODEL.PYRAMID.OUTPUT_DROPOUT = 0.0  # official code: 0.3 (dropout on each block's output)
+
+
+# The attention blocks' dropout, for every method on this head (ERM, RSC, ... and APN). Widths and the number of
+# heads are not drawn: they set the model's size and cost, which a comparison keeps fixed.
+search_space("MODEL.HEAD.NAME=apn_pyramid", {"MODEL.PYRAMID.DROPOUT": Uniform(0.0, 0.5)})
 
 
 class Pyramid(NamedTuple):

@@ -27,7 +27,7 @@ from typing import Dict, List, NamedTuple, Tuple
 import torch
 import torch.nn as nn
 
-from defaults import CN, config_defaults
+from defaults import CN, Uniform, config_defaults, search_space
 from framework import HEAD_REGISTRY
 from models.heads.trn import RelationSampler, gather_relations, scale_level
 from models.video_net import reads_config, reads_feature_maps
@@ -51,6 +51,9 @@ def _stdn_defaults(cfg) -> None:
     cfg.MODEL.STDN.DROPOUT = 0.3  # dropout before each temporal relation's Linear (official script: 0.3)
     cfg.MODEL.STDN.DETACH_GROUP_MASS = False  # official: True (the normaliser sum_p A_pj of g_j carries no gradient)
     cfg.MODEL.STDN.RANDOM_EVAL_RELATIONS = False  # official: True (relations drawn at random at test time too)
+
+
+search_space("MODEL.HEAD.NAME=stdn", {"MODEL.STDN.DROPOUT": Uniform(0.0, 0.5)})
 
 
 class SpatialGrouping(nn.Module):

@@ -14,7 +14,7 @@ for ADA*, as in TRN. The attention width is the bottleneck.
 import torch
 import torch.nn as nn
 
-from defaults import CN, config_defaults
+from defaults import CN, Uniform, config_defaults, search_space
 from framework import HEAD_REGISTRY
 from models.attention import AttentionBlock
 from models.heads.trn import MultiScaleTRN
@@ -29,6 +29,9 @@ def _trn_attn_defaults(cfg) -> None:
     cfg.MODEL.TRN_ATTN.NUM_HEADS = 4  # attention heads (as APN)
     cfg.MODEL.TRN_ATTN.DROPOUT = 0.3  # attention-block dropout (as APN)
     cfg.MODEL.TRN_ATTN.FF_MULT = 4  # feed-forward width = FF_MULT * bottleneck (as APN)
+
+
+search_space("MODEL.HEAD.NAME=trn_attn", {"MODEL.TRN_ATTN.DROPOUT": Uniform(0.0, 0.5)})  # as APN's (apn_pyramid.py)
 
 
 class AttentiveTRN(MultiScaleTRN):
