@@ -99,7 +99,10 @@ def target_rows(rows: list) -> dict:
 def assert_group_aware(dataset, domain: str, dataset_dir) -> None:
     """No group (recording) of the source domain has clips in both train and val, and val is not empty."""
     cls = type(dataset)
-    group = lambda item: cls.group_of(domain, clip_key(osp.relpath(item.impath, dataset_dir), item.frame_range))
+
+    def group(item):
+        return cls.group_of(domain, clip_key(osp.relpath(item.impath, dataset_dir), item.frame_range))
+
     train, val = {group(i) for i in dataset.train_x}, {group(i) for i in dataset.val}
     assert val and not train & val, sorted(train & val)
 

@@ -56,7 +56,7 @@ def test_a_run_scores_its_last_epoch_on_the_holdout_into_results_json_only(data_
     # the printed table and results.csv show results only; the oracle is one line titled ORACLE
     table = proc.stdout[proc.stdout.index("=> VideoVanilla on"):proc.stdout.index("Results written")]
     assert "oracle holdout" not in table and "oracle target" not in table
-    line = next(l for l in table.splitlines() if "ORACLE" in l)
+    line = next(row for row in table.splitlines() if "ORACLE" in row)
     assert line.startswith("=> ORACLE (target-domain selection, not a DG result")
     assert f"{rows[('oracle holdout', 'pooled')]['accuracy']:.2f}% (n 24)" in line
     with open(out / "results.csv") as f:

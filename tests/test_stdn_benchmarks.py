@@ -4,19 +4,16 @@ list files in the format of STDN's datalists/, fetched over HTTP (a local server
 import csv
 import hashlib
 import http.server
-import io
 import json
 import os
 import os.path as osp
 import tarfile
 import threading
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from datasets import epic_kitchens_dg as epic
-from datasets import jester_dg
 from framework import build_dataset
 from tests.test_benchmarks import frame_index, index_frame, make_cfg, train_once
 from tools import prepare_epic_kitchens_dg, prepare_jester_dg, stdn_lists

@@ -120,7 +120,7 @@ def test_seed_summary_reports_n_mean_std_and_each_seed(tmp_path, capsys):
     assert parse_test_res.main([str(tmp_path)]) == 0
     out, err = capsys.readouterr()
     assert "unfinished" in err and "seed4" in err
-    line = next(l for l in out.splitlines() if "| target" in l)
+    line = next(row for row in out.splitlines() if "| target" in row)
     std = np.std([70.0, 74.0, 75.0])
     assert "| 3 |" in line.replace("  ", " ").replace("  ", " ") or " 3 " in line
     assert f"73.00 +- {std:.2f}" in line and "1: 70.00, 2: 74.00, 3: 75.00" in line

@@ -5,7 +5,6 @@ The loaders are Dassl's DataManager with this project's dataset wrapper (video/w
 replaced; a batch of which no clip could be read gives an empty prediction. With DATASET.ORACLE_HOLDOUT the
 target clips held out for the oracle criterion get a loader of their own, `oracle_loader` (else None).
 """
-import torch
 
 from framework import DataManager, build_data_loader
 from framework.distributed import main_process_first
